@@ -1,0 +1,203 @@
+//! Agent configuration: parsed and validated before anything is opened.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The commented default configuration, printed by `--print-default-config`.
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+/// Exit code for a bad configuration or command line (EX_USAGE).
+pub const EXIT_CONFIG: u8 = 64;
+
+/// Why a configuration was refused; each prints as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or unknown or mistyped keys.
+    #[error("invalid config {origin}: {message}")]
+    Parse {
+        /// Where the text came from.
+        origin: String,
+        /// The parser's explanation, on one line.
+        message: String,
+    },
+    /// A value out of range.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[storage]`.
+    pub storage: StorageConfig,
+    /// `[amplifier]`.
+    pub amplifier: AmplifierConfig,
+    /// `[audio]`.
+    pub audio: AudioConfig,
+    /// `[link]`.
+    pub link: LinkConfig,
+    /// `[log]`.
+    pub log: LogConfig,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// State directory.
+    pub state_dir: PathBuf,
+}
+
+/// `[amplifier]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmplifierConfig {
+    /// Which driver switches the amplifier.
+    pub driver: AmplifierDriver,
+}
+
+/// Amplifier drivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AmplifierDriver {
+    /// No relay.
+    None,
+    /// An in-memory relay board.
+    Simulated,
+}
+
+impl AmplifierDriver {
+    /// The name used in config and in the hello.
+    pub fn name(self) -> &'static str {
+        match self {
+            AmplifierDriver::None => "none",
+            AmplifierDriver::Simulated => "simulated",
+        }
+    }
+}
+
+/// `[audio]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioConfig {
+    /// ALSA device name or "null".
+    pub output: String,
+}
+
+/// `[link]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkConfig {
+    /// Longest reconnect delay, seconds.
+    pub backoff_max_secs: u64,
+    /// Device poll interval, seconds.
+    pub device_poll_secs: u64,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter.
+    pub level: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// Parses and validates a configuration text.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string().split_whitespace().collect::<Vec<_>>().join(" "),
+        })?;
+        if !(1..=3600).contains(&c.link.backoff_max_secs) {
+            return Err(ConfigError::Invalid("link.backoff_max_secs must be between 1 and 3600".into()));
+        }
+        if !(1..=3600).contains(&c.link.device_poll_secs) {
+            return Err(ConfigError::Invalid("link.device_poll_secs must be between 1 and 3600".into()));
+        }
+        if c.audio.output.trim().is_empty() {
+            return Err(ConfigError::Invalid("audio.output must not be empty".into()));
+        }
+        if c.storage.state_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid("storage.state_dir must not be empty".into()));
+        }
+        Ok(c)
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// The compiled-in defaults.
+    pub fn default_config() -> Config {
+        // Covered by a test: the built-in text always parses.
+        Config::parse(DEFAULT_CONFIG, "(built-in defaults)").expect("built-in default config is valid")
+    }
+}
+
+impl LinkConfig {
+    /// The longest reconnect delay.
+    pub fn backoff_max(&self) -> Duration {
+        Duration::from_secs(self.backoff_max_secs)
+    }
+
+    /// The device poll interval.
+    pub fn device_poll(&self) -> Duration {
+        Duration::from_secs(self.device_poll_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_parses() {
+        let c = Config::default_config();
+        assert_eq!(c.amplifier.driver, AmplifierDriver::None);
+        assert_eq!(c.link.backoff_max_secs, 30);
+    }
+
+    #[test]
+    fn bad_configs_are_one_line_errors() {
+        for (from, to, expect) in [
+            ("driver = \"none\"", "driver = \"laser\"", "laser"),
+            ("backoff_max_secs = 30", "backoff_max_secs = 0", "backoff_max_secs"),
+            ("[audio]", "[audio]\nvolume = 3", "volume"),
+            ("output = \"default\"", "output = \" \"", "audio.output"),
+        ] {
+            let text = DEFAULT_CONFIG.replace(from, to);
+            assert_ne!(text, DEFAULT_CONFIG);
+            let err = Config::parse(&text, "t").unwrap_err().to_string();
+            assert!(err.contains(expect), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+}

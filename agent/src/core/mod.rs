@@ -1,0 +1,365 @@
+//! The agent's sans-IO core: a state machine driven only by its inputs.
+//!
+//! It never reads a clock, sleeps, spawns, locks or does IO. The shell owns
+//! the socket, the clock and the devices, and runs this loop:
+//!
+//! 1. Feed every input with the time it happened: [`AgentCore::handle_link_up`],
+//!    [`AgentCore::handle_link_down`], [`AgentCore::handle_message`],
+//!    [`AgentCore::handle_device`], and [`AgentCore::handle_timeout`] once
+//!    [`AgentCore::poll_timeout`] has passed.
+//! 2. After each input, drain [`AgentCore::poll_output`] until `None` and
+//!    carry out every [`Output`] in order.
+//! 3. Sleep until the next input or [`AgentCore::poll_timeout`], whichever is
+//!    first (recompute it after every input).
+//!
+//! Link contract: after [`Output::Connect`] the shell reports exactly one of
+//! `handle_link_up` or `handle_link_down`; after `handle_link_up` it reports
+//! `handle_link_down` when that link ends. When the core asks for
+//! [`Output::Disconnect`] it has already scheduled the reconnect: the
+//! `handle_link_down` that follows for that link is accepted and ignored.
+//!
+//! # Layout
+//! - `link`: the link state machine (hello, welcome, heartbeats, silence,
+//!   refusals, reconnects).
+//! - `backoff`: jittered exponential backoff with its own seeded generator.
+//! - `status`: when to send the agent's status.
+//! - `timer`: the table of named deadlines.
+
+mod backoff;
+mod link;
+mod status;
+mod timer;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use dalaba_protocol::link::{AgentMessage, AmplifierState, ControllerMessage, Hardware, NowPlaying, RefusalReason};
+
+pub use link::LinkState;
+
+use link::{Link, LinkNews};
+use status::StatusReport;
+use timer::{Timer, TimerTable};
+
+/// A moment, as the shell's clock saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic time: every deadline of the core is measured on it.
+    pub mono: Instant,
+    /// Wall clock, Unix milliseconds: what goes on the wire.
+    pub wall_ms: i64,
+}
+
+/// Settings of the core.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// The agent's id, as enrolled.
+    pub agent_id: String,
+    /// The agent's software version, sent in the hello.
+    pub agent_version: String,
+    /// The board, sent in the hello.
+    pub hardware: Hardware,
+    /// Heartbeat interval until a welcome names one.
+    pub default_heartbeat_interval: Duration,
+    /// Link up but no welcome within this: disconnect.
+    pub welcome_timeout: Duration,
+    /// Nothing from the controller for this many heartbeat intervals: the link
+    /// is dead.
+    pub silence_factor: u32,
+    /// Base of the first reconnect delay.
+    pub backoff_initial: Duration,
+    /// Longest reconnect delay.
+    pub backoff_max: Duration,
+    /// A status goes out at least this often while connected.
+    pub status_interval: Duration,
+    /// Seed of the reconnect jitter.
+    pub jitter_seed: u64,
+}
+
+impl CoreConfig {
+    /// Defaults: heartbeat 15 s, welcome timeout 10 s, silence after 3
+    /// intervals, backoff 1 s to 30 s, status every 60 s. The jitter seed is
+    /// derived from the agent id, so every agent has its own yet runs replay.
+    pub fn new(agent_id: impl Into<String>, agent_version: impl Into<String>, hardware: Hardware) -> Self {
+        let agent_id = agent_id.into();
+        CoreConfig {
+            jitter_seed: fnv1a(agent_id.as_bytes()),
+            agent_id,
+            agent_version: agent_version.into(),
+            hardware,
+            default_heartbeat_interval: Duration::from_secs(15),
+            welcome_timeout: Duration::from_secs(10),
+            silence_factor: 3,
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+            status_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the agent's devices look like now, as the shell read them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceSnapshot {
+    /// Free bytes on the data disk.
+    pub disk_free_bytes: u64,
+    /// Bytes held in the content cache.
+    pub cache_bytes: u64,
+    /// The amplifier relay's state.
+    pub amplifier: AmplifierState,
+    /// What is playing, if anything.
+    pub now_playing: Option<NowPlaying>,
+}
+
+/// Why a link ended (or never came up), as the shell reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkDown {
+    /// TCP, TLS or the WebSocket upgrade failed.
+    ConnectFailed(String),
+    /// The controller rejected the agent's credentials.
+    AuthRejected(String),
+    /// The link closed (either side, or the network).
+    Closed(String),
+    /// The controller sent something the shell could not decode.
+    ProtocolError(String),
+}
+
+/// A switch command for the amplifier relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AmplifierCommand {
+    /// Switch the amplifier on.
+    On,
+    /// Switch the amplifier off.
+    Off,
+}
+
+/// What the core asks the shell to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Open TLS and the WebSocket to the controller, then report
+    /// [`AgentCore::handle_link_up`] or [`AgentCore::handle_link_down`].
+    Connect,
+    /// Send a message on the live link.
+    Send(AgentMessage),
+    /// Close the live link; then report [`AgentCore::handle_link_down`].
+    Disconnect {
+        /// Why, for the log (also in [`CoreEvent::LinkLost`]).
+        reason: String,
+    },
+    /// Switch the amplifier relay.
+    SwitchAmplifier(AmplifierCommand),
+    /// Something worth logging happened.
+    Event(CoreEvent),
+}
+
+/// Things the shell should log; the core has already acted on them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoreEvent {
+    /// The controller welcomed the agent.
+    Connected {
+        /// The protocol version of this link.
+        protocol_version: u32,
+    },
+    /// The controller refused the agent.
+    Refused {
+        /// Why, as a code.
+        reason: RefusalReason,
+        /// Why, as the controller put it.
+        message: String,
+    },
+    /// The link ended or could not be established.
+    LinkLost {
+        /// Why.
+        reason: String,
+    },
+    /// The next connection attempt is due after this delay.
+    ReconnectScheduled {
+        /// The delay.
+        after: Duration,
+        /// How many attempts since the last welcome, this one included.
+        attempt: u32,
+    },
+    /// Nothing came from the controller for `silence_factor` heartbeat
+    /// intervals; the link is being dropped.
+    LinkSilent,
+    /// A new estimate of controller clock minus agent clock, reported the
+    /// first time and then when it moves by [`CLOCK_OFFSET_STEP_MS`] or more.
+    ClockOffset {
+        /// The offset in milliseconds (positive: the controller is ahead).
+        ms: i64,
+    },
+}
+
+/// Smallest change of the clock offset worth an event and a fresh status;
+/// smaller changes are path jitter.
+pub const CLOCK_OFFSET_STEP_MS: i64 = 1000;
+
+/// The agent core. See the module documentation for the run-loop contract.
+#[derive(Debug)]
+pub struct AgentCore {
+    config: CoreConfig,
+    link: Link,
+    status: StatusReport,
+    fx: Effects,
+}
+
+impl AgentCore {
+    /// A core that has just started: it switches the amplifier off (fail-safe)
+    /// and connects.
+    pub fn new(config: CoreConfig, now: Now) -> Self {
+        // Nothing starts from `now` yet; schedule playback will.
+        let _ = now;
+        let mut fx = Effects::default();
+        fx.out.push_back(Output::SwitchAmplifier(AmplifierCommand::Off));
+        let mut link = Link::new(&config);
+        link.start(&mut fx);
+        AgentCore { status: StatusReport::default(), link, config, fx }
+    }
+
+    /// The link requested by [`Output::Connect`] is up: say hello.
+    pub fn handle_link_up(&mut self, now: Now) {
+        self.link.handle_up(&self.config, now, &mut self.fx);
+    }
+
+    /// The link ended or could not be opened.
+    pub fn handle_link_down(&mut self, now: Now, why: LinkDown) {
+        let news = self.link.handle_down(&self.config, now, why, &mut self.fx);
+        self.apply(now, news);
+    }
+
+    /// A message arrived from the controller.
+    pub fn handle_message(&mut self, now: Now, msg: ControllerMessage) {
+        let news = self.link.handle_message(&self.config, now, msg, &mut self.fx);
+        self.apply(now, news);
+    }
+
+    /// The shell read the devices; a status goes out if it changed.
+    pub fn handle_device(&mut self, now: Now, snapshot: DeviceSnapshot) {
+        self.status.set_snapshot(snapshot);
+        if self.link.state() == LinkState::Connected {
+            self.status.send_if_changed(&self.config, now, self.link.clock_offset_ms(), &mut self.fx);
+        }
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Now) {
+        for timer in self.fx.timers.due(now.mono) {
+            // An earlier timer in this batch may have disarmed this one (a
+            // silent link takes its heartbeat with it).
+            if !self.fx.timers.is_due(timer, now.mono) {
+                continue;
+            }
+            self.fx.timers.clear(timer);
+            match timer {
+                Timer::Reconnect | Timer::WelcomeTimeout | Timer::Heartbeat | Timer::Silence => {
+                    let news = self.link.handle_timer(&self.config, now, timer, &mut self.fx);
+                    self.apply(now, news);
+                }
+                Timer::Status => self.status.send(&self.config, now, self.link.clock_offset_ms(), &mut self.fx),
+            }
+        }
+    }
+
+    /// The next thing for the shell to do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.fx.out.pop_front()
+    }
+
+    /// When [`AgentCore::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.fx.timers.next()
+    }
+
+    /// Where the link stands.
+    pub fn link_state(&self) -> LinkState {
+        self.link.state()
+    }
+
+    /// Controller clock minus agent clock from the latest heartbeat
+    /// acknowledgement, in milliseconds.
+    pub fn clock_offset_ms(&self) -> Option<i64> {
+        self.link.clock_offset_ms()
+    }
+
+    /// Lets the rest of the core react to what the link just did.
+    fn apply(&mut self, now: Now, news: Option<LinkNews>) {
+        let offset = self.link.clock_offset_ms();
+        match news {
+            None => {}
+            Some(LinkNews::Welcomed) => self.status.link_welcomed(&self.config, now, offset, &mut self.fx),
+            Some(LinkNews::ClockOffsetMoved) => self.status.send_if_changed(&self.config, now, offset, &mut self.fx),
+            Some(LinkNews::Lost) => self.status.link_lost(&mut self.fx),
+        }
+    }
+}
+
+/// What the parts of the core produce: outputs for the shell and deadlines.
+#[derive(Debug, Default)]
+struct Effects {
+    out: VecDeque<Output>,
+    timers: TimerTable,
+}
+
+impl Effects {
+    fn event(&mut self, event: CoreEvent) {
+        self.out.push_back(Output::Event(event));
+    }
+
+    fn send(&mut self, msg: AgentMessage) {
+        self.out.push_back(Output::Send(msg));
+    }
+}
+
+impl fmt::Display for LinkDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkDown::ConnectFailed(e) => write!(f, "connect failed: {e}"),
+            LinkDown::AuthRejected(e) => write!(f, "authentication rejected: {e}"),
+            LinkDown::Closed(e) => write!(f, "link closed: {e}"),
+            LinkDown::ProtocolError(e) => write!(f, "protocol error: {e}"),
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: spreads agent ids into jitter seeds.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod testing;
+
+#[cfg(test)]
+mod tests {
+    use super::testing::Harness;
+    use super::*;
+
+    #[test]
+    fn new_switches_the_amplifier_off_then_connects() {
+        let mut h = Harness::new();
+        assert_eq!(h.drain(), vec![Output::SwitchAmplifier(AmplifierCommand::Off), Output::Connect]);
+        assert_eq!(h.core.link_state(), LinkState::Connecting);
+        assert_eq!(h.core.poll_timeout(), None, "nothing is due while the shell connects");
+    }
+
+    #[test]
+    fn default_seeds_differ_between_agents() {
+        let a = CoreConfig::new("ag-1", "0.1.0", Hardware::default());
+        let b = CoreConfig::new("ag-2", "0.1.0", Hardware::default());
+        assert_ne!(a.jitter_seed, b.jitter_seed);
+        assert_eq!(a.jitter_seed, CoreConfig::new("ag-1", "9", Hardware::default()).jitter_seed);
+    }
+
+    #[test]
+    fn link_down_reasons_read_well() {
+        let cases = [
+            (LinkDown::ConnectFailed("refused".into()), "connect failed: refused"),
+            (LinkDown::AuthRejected("401".into()), "authentication rejected: 401"),
+            (LinkDown::Closed("eof".into()), "link closed: eof"),
+            (LinkDown::ProtocolError("bad json".into()), "protocol error: bad json"),
+        ];
+        for (why, expected) in cases {
+            assert_eq!(why.to_string(), expected);
+        }
+    }
+}

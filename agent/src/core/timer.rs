@@ -1,0 +1,120 @@
+//! Named deadlines (quinn-proto's timer table).
+//!
+//! Every pending deadline of the core has a name in [`Timer`]; the core's
+//! next timeout is the earliest armed one. Naming them keeps "what happens
+//! when" visible in one place as the core grows (schedule playback, relay
+//! warm-up and hold will join this table).
+
+use std::time::Instant;
+
+/// A pending deadline of the core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// Open the next connection to the controller.
+    Reconnect,
+    /// The link is up but the controller has not welcomed the agent yet.
+    WelcomeTimeout,
+    /// Send the next heartbeat.
+    Heartbeat,
+    /// Nothing heard from the controller for too long: the link is dead.
+    Silence,
+    /// Send a periodic status even though nothing changed.
+    Status,
+}
+
+impl Timer {
+    /// Every timer, in the order they fire when due at the same instant.
+    pub(crate) const ALL: [Timer; 5] =
+        [Timer::Reconnect, Timer::WelcomeTimeout, Timer::Silence, Timer::Heartbeat, Timer::Status];
+
+    /// The link's own timers, disarmed when the link goes.
+    pub(crate) const LINK: [Timer; 3] = [Timer::WelcomeTimeout, Timer::Silence, Timer::Heartbeat];
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// The deadline of every [`Timer`], armed or not.
+#[derive(Debug, Default)]
+pub(crate) struct TimerTable {
+    deadlines: [Option<Instant>; Timer::ALL.len()],
+}
+
+impl TimerTable {
+    pub(crate) fn set(&mut self, timer: Timer, at: Instant) {
+        self.deadlines[timer.slot()] = Some(at);
+    }
+
+    pub(crate) fn clear(&mut self, timer: Timer) {
+        self.deadlines[timer.slot()] = None;
+    }
+
+    pub(crate) fn get(&self, timer: Timer) -> Option<Instant> {
+        self.deadlines[timer.slot()]
+    }
+
+    /// The earliest armed deadline.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        self.deadlines.iter().flatten().min().copied()
+    }
+
+    /// The timers due at `now`, earliest first (ties in [`Timer::ALL`] order).
+    pub(crate) fn due(&self, now: Instant) -> Vec<Timer> {
+        let mut due: Vec<(Instant, Timer)> =
+            Timer::ALL.iter().filter_map(|&t| self.get(t).filter(|&at| at <= now).map(|at| (at, t))).collect();
+        // A stable sort keeps the ALL order among equal deadlines.
+        due.sort_by_key(|&(at, _)| at);
+        due.into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// Whether `timer` is armed and due at `now`.
+    pub(crate) fn is_due(&self, timer: Timer, now: Instant) -> bool {
+        self.get(timer).is_some_and(|at| at <= now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn next_is_the_minimum_over_armed_timers() {
+        let t0 = Instant::now();
+        let mut table = TimerTable::default();
+        assert_eq!(table.next(), None);
+        table.set(Timer::Status, t0 + Duration::from_secs(60));
+        table.set(Timer::Heartbeat, t0 + Duration::from_secs(15));
+        table.set(Timer::Silence, t0 + Duration::from_secs(45));
+        assert_eq!(table.next(), Some(t0 + Duration::from_secs(15)));
+        table.clear(Timer::Heartbeat);
+        assert_eq!(table.next(), Some(t0 + Duration::from_secs(45)));
+        table.clear(Timer::Silence);
+        table.clear(Timer::Status);
+        assert_eq!(table.next(), None);
+    }
+
+    #[test]
+    fn due_lists_expired_timers_earliest_first() {
+        let t0 = Instant::now();
+        let mut table = TimerTable::default();
+        table.set(Timer::Status, t0 + Duration::from_secs(2));
+        table.set(Timer::Heartbeat, t0 + Duration::from_secs(1));
+        table.set(Timer::Silence, t0 + Duration::from_secs(1));
+        table.set(Timer::Reconnect, t0 + Duration::from_secs(9));
+        assert_eq!(table.due(t0), vec![]);
+        assert_eq!(table.due(t0 + Duration::from_secs(2)), vec![Timer::Silence, Timer::Heartbeat, Timer::Status]);
+        assert!(table.is_due(Timer::Status, t0 + Duration::from_secs(2)));
+        assert!(!table.is_due(Timer::Reconnect, t0 + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn every_timer_has_its_own_slot() {
+        for (i, t) in Timer::ALL.iter().enumerate() {
+            assert!(t.slot() < Timer::ALL.len(), "{t:?}");
+            assert!(Timer::ALL[..i].iter().all(|o| o.slot() != t.slot()), "{t:?}");
+        }
+    }
+}

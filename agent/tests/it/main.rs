@@ -1,0 +1,10 @@
+//! Integration tests of the agent, in one binary to keep link time down.
+//!
+//! # Layout
+//! - [`sim`]: a deterministic network simulation of agent cores, a fake
+//!   controller and lossy links, on a virtual clock.
+//! - [`link`]: the agent link under that simulation: welcome, heartbeats,
+//!   cuts, outages, refusals, loss and clock skew.
+
+mod link;
+mod sim;

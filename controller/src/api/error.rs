@@ -1,0 +1,126 @@
+//! The API's one error type: a status, a stable code and a message a person
+//! can act on. Internals are logged, never shown.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use dalaba_protocol::enrol::ApiError as ErrorBody;
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+/// Every way an API call can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or a value is invalid (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Credentials missing or wrong (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// No such thing (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Something once valid is no longer (410).
+    #[error("{0}")]
+    Gone(String),
+    /// The body is well-formed but its content is invalid (422), with a list
+    /// of problems (e.g. one per bad CSV row).
+    #[error("{message}")]
+    Unprocessable {
+        /// Stable code.
+        code: &'static str,
+        /// Summary.
+        message: String,
+        /// One entry per problem.
+        details: Vec<Detail>,
+    },
+    /// A fault on our side (500); the text is logged, not shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A specific code and status.
+    #[error("{message}")]
+    Coded {
+        /// HTTP status.
+        status: StatusCode,
+        /// Stable code.
+        code: &'static str,
+        /// Explanation.
+        message: String,
+    },
+}
+
+/// One problem in an [`ApiError::Unprocessable`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Detail {
+    /// 1-based line of the input, when the input has lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct DetailedBody<'a> {
+    error: &'a str,
+    message: &'a str,
+    details: &'a [Detail],
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match &self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m.clone()),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m.clone()),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone()),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone()),
+            ApiError::Gone(m) => (StatusCode::GONE, "gone", m.clone()),
+            ApiError::Coded { status, code, message } => (*status, *code, message.clone()),
+            ApiError::Unprocessable { code, message, details } => {
+                let body = DetailedBody { error: code, message, details };
+                return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
+            }
+            ApiError::Internal(m) => {
+                tracing::error!(error = %m, "internal error in API handler");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the controller hit an internal error; it has been logged".to_string(),
+                )
+            }
+        };
+        (status, Json(ErrorBody { error: code.to_string(), message })).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NotFound { .. } => ApiError::NotFound(e.to_string()),
+            StoreError::Invalid(m) => ApiError::BadRequest(m.to_string()),
+            StoreError::Import(errors) => super::directory::csv_error(errors),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> ApiError {
+        ApiError::Coded { status: r.status(), code: "invalid_json", message: r.body_text() }
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(r: axum::extract::rejection::PathRejection) -> ApiError {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+/// Fallback for unknown API paths: a JSON 404 rather than an empty body.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no API route {}", uri.path()))
+}

@@ -1,0 +1,117 @@
+//! The JSON API under `/api/v1`, the agent link, metrics and pages.
+//!
+//! # Layout
+//! - `error`: the one error type every handler returns.
+//! - `directory`: regions, CSV import and export.
+//! - `agents`: agents, enrolment codes, enrolment.
+//! - `events`: the server-sent event stream for dashboards.
+//! - `openapi`: the OpenAPI document.
+//! - [`crate::link`]: the agent WebSocket (mounted here).
+
+mod agents;
+mod directory;
+mod error;
+mod events;
+mod openapi;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use dalaba_protocol::enrol::SigningKeyInfo;
+
+pub use agents::{new_enrolment_code, secret_hash};
+pub use error::ApiError;
+pub use openapi::OPENAPI;
+
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::presence::Presence;
+use crate::store::{Store, StoreError};
+
+/// Settings the handlers need, derived from the configuration at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Heartbeat interval announced to agents.
+    pub heartbeat_interval: Duration,
+    /// An agent silent this long is disconnected and shown offline.
+    pub heartbeat_timeout: Duration,
+    /// Most agent links held at once.
+    pub max_connections: usize,
+    /// Default enrolment code lifetime.
+    pub code_ttl: Duration,
+    /// SHA-256 of the controller's TLS certificate; empty when serving plain
+    /// HTTP.
+    pub cert_fingerprint: String,
+    /// The command-signing public key agents pin.
+    pub signing_key: SigningKeyInfo,
+}
+
+/// Shared state of every handler. Cloning is cheap.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Who is online.
+    pub presence: Arc<Presence>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Wall time.
+    pub clock: Clock,
+    /// Settings.
+    pub settings: Arc<Settings>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Runs a store call on the blocking pool.
+    pub async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+            Ok(result) => result.map_err(ApiError::from),
+            Err(e) => Err(ApiError::Internal(format!("store task failed: {e}"))),
+        }
+    }
+}
+
+/// Largest CSV accepted by the directory import.
+pub const MAX_CSV_BYTES: usize = 16 * 1024 * 1024;
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/openapi.json", get(openapi::document))
+        .route("/regions", get(directory::list).post(directory::create))
+        .route("/regions/{id}", get(directory::one).patch(directory::update).delete(directory::remove))
+        .route("/directory/export.csv", get(directory::export_csv))
+        .route("/directory/import", post(directory::import_csv).layer(DefaultBodyLimit::max(MAX_CSV_BYTES)))
+        .route("/villages/{id}/enrolment-codes", post(agents::create_code))
+        .route("/enrol", post(agents::enrol))
+        .route("/agents", get(agents::list))
+        .route("/agents/{id}", get(agents::one))
+        .route("/agents/{id}", delete(agents::remove))
+        .route("/dashboard", get(agents::dashboard))
+        .route("/events", get(events::stream))
+        .route("/link", get(crate::link::upgrade))
+        .fallback(error::not_found);
+    Router::new().nest("/api/v1", api).route("/metrics", get(metrics)).merge(crate::web::routes()).with_state(state)
+}
+
+async fn metrics(axum::extract::State(st): axum::extract::State<AppState>) -> impl axum::response::IntoResponse {
+    st.metrics.agents_online.set(st.presence.online_count() as i64);
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        st.metrics.render(),
+    )
+}

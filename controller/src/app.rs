@@ -1,0 +1,115 @@
+//! Builds a controller from a validated configuration and starts it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState, Settings};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::presence::Presence;
+use crate::signing::CommandSigner;
+use crate::store::sqlite::SqliteStore;
+use crate::tls;
+
+/// A controller that is serving.
+#[derive(Debug)]
+pub struct Running {
+    /// The bound address (useful when the configuration asked for port 0).
+    pub addr: SocketAddr,
+    /// `https` or `http`.
+    pub scheme: &'static str,
+    /// Shared state, for the demo and tests.
+    pub state: AppState,
+    /// Cancel to stop serving.
+    pub shutdown: CancellationToken,
+    /// The server task.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// The base URL agents and browsers use.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+}
+
+/// Opens the data directory and store, loads or creates keys, binds the
+/// listener and starts serving.
+pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
+    let data_dir = &config.storage.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let db_path = data_dir.join("dalaba.db");
+    let store = SqliteStore::open(&db_path).with_context(|| format!("cannot open database {}", db_path.display()))?;
+    let signer = CommandSigner::load_or_generate(data_dir)?;
+    let identity = if config.server.plain_http {
+        None
+    } else {
+        let (cert, key) = (&config.server.tls_cert, &config.server.tls_key);
+        let configured = (!cert.is_empty()).then(|| (std::path::Path::new(cert), std::path::Path::new(key)));
+        Some(tls::load_or_generate(
+            configured.map(|c| c.0),
+            configured.map(|c| c.1),
+            data_dir,
+            &config.server.tls_names,
+        )?)
+    };
+    let settings = Settings {
+        heartbeat_interval: config.link.heartbeat_interval(),
+        heartbeat_timeout: config.link.heartbeat_timeout(),
+        max_connections: config.link.max_connections,
+        code_ttl: std::time::Duration::from_secs(config.enrolment.code_ttl_minutes * 60),
+        cert_fingerprint: identity.as_ref().map(|i| i.fingerprint.clone()).unwrap_or_default(),
+        signing_key: signer.public_info(),
+    };
+    let state = AppState {
+        store: Arc::new(store),
+        presence: Arc::new(Presence::new()),
+        metrics: Arc::new(Metrics::new()),
+        clock,
+        settings: Arc::new(settings),
+    };
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let app = api::router(state.clone());
+    let task = tokio::spawn(crate::server::serve(
+        listener,
+        identity.as_ref().map(|i| Arc::clone(&i.server_config)),
+        app,
+        shutdown.clone(),
+    ));
+    let scheme = if identity.is_some() { "https" } else { "http" };
+    tracing::info!(
+        %addr,
+        scheme,
+        fingerprint = identity.as_ref().map(|i| i.fingerprint.as_str()).unwrap_or("-"),
+        "controller listening"
+    );
+    Ok(Running { addr, scheme, state, shutdown, task })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,230 @@
+//! Controller configuration: parsed into typed settings without touching
+//! ports or files, validated, and only then used to build the server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The commented default configuration, compiled in and printed by
+/// `dalaba-controller --print-default-config`.
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+/// Exit code for a bad configuration or bad command line (EX_USAGE).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// Why a configuration was refused. Each variant prints as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("invalid config {origin}: {message}")]
+    Parse {
+        /// Where the text came from.
+        origin: String,
+        /// The TOML parser's explanation, on one line.
+        message: String,
+    },
+    /// A value is out of range or contradicts another.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Network and TLS settings.
+    pub server: ServerConfig,
+    /// Where data lives.
+    pub storage: StorageConfig,
+    /// Agent link settings.
+    pub link: LinkConfig,
+    /// Enrolment settings.
+    pub enrolment: EnrolmentConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Serve plain HTTP instead of HTTPS.
+    pub plain_http: bool,
+    /// Allow plain HTTP on a non-loopback address.
+    pub allow_plain_http_on_network: bool,
+    /// PEM certificate chain; empty means "generate a self-signed one".
+    pub tls_cert: String,
+    /// PEM private key; empty means "generate".
+    pub tls_key: String,
+    /// Names and addresses in the generated certificate.
+    pub tls_names: Vec<String>,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Data directory: database, generated certificate, signing key.
+    pub data_dir: PathBuf,
+}
+
+/// `[link]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkConfig {
+    /// Heartbeat interval announced to agents, in seconds.
+    pub heartbeat_interval_secs: u64,
+    /// An agent silent this long is offline, in seconds.
+    pub heartbeat_timeout_secs: u64,
+    /// Maximum number of simultaneous agent links.
+    pub max_connections: usize,
+}
+
+/// `[enrolment]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentConfig {
+    /// Default lifetime of an enrolment code, in minutes.
+    pub code_ttl_minutes: u64,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `dalaba_controller=debug`.
+    pub level: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// Parses and validates a configuration text. `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { origin: origin.to_string(), message: one_line(&e.to_string()) })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// The compiled-in defaults.
+    pub fn default_config() -> Config {
+        // The default text is part of the binary and covered by a test.
+        Config::parse(DEFAULT_CONFIG, "(built-in defaults)").expect("built-in default config is valid")
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if s.plain_http && !s.listen.ip().is_loopback() && !s.allow_plain_http_on_network {
+            return Err(ConfigError::Invalid(format!(
+                "server.plain_http on non-loopback address {} needs server.allow_plain_http_on_network = true",
+                s.listen
+            )));
+        }
+        if s.tls_cert.is_empty() != s.tls_key.is_empty() {
+            return Err(ConfigError::Invalid("server.tls_cert and server.tls_key must be set together".into()));
+        }
+        let l = &self.link;
+        if !(1..=300).contains(&l.heartbeat_interval_secs) {
+            return Err(ConfigError::Invalid("link.heartbeat_interval_secs must be between 1 and 300".into()));
+        }
+        if l.heartbeat_timeout_secs < 2 * l.heartbeat_interval_secs {
+            return Err(ConfigError::Invalid(
+                "link.heartbeat_timeout_secs must be at least twice link.heartbeat_interval_secs".into(),
+            ));
+        }
+        if l.max_connections == 0 {
+            return Err(ConfigError::Invalid("link.max_connections must be at least 1".into()));
+        }
+        if self.enrolment.code_ttl_minutes == 0 || self.enrolment.code_ttl_minutes > 60 * 24 * 30 {
+            return Err(ConfigError::Invalid("enrolment.code_ttl_minutes must be between 1 and 43200".into()));
+        }
+        if self.storage.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid("storage.data_dir must not be empty".into()));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(ConfigError::Invalid(format!("log.level {:?}: {}", self.log.level, one_line(&e.to_string()))));
+        }
+        Ok(())
+    }
+}
+
+impl LinkConfig {
+    /// The heartbeat interval.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_interval_secs)
+    }
+
+    /// The presence timeout.
+    pub fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_timeout_secs)
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_parses() {
+        let c = Config::default_config();
+        assert_eq!(c.link.heartbeat_interval_secs, 15);
+        assert!(!c.server.plain_http);
+    }
+
+    fn check_invalid(edit: (&str, &str), expect: &str) {
+        let text = DEFAULT_CONFIG.replace(edit.0, edit.1);
+        assert_ne!(text, DEFAULT_CONFIG, "edit {edit:?} did not apply");
+        let err = Config::parse(&text, "test").unwrap_err().to_string();
+        assert!(err.contains(expect), "{err}");
+        assert!(!err.contains('\n'), "error is not one line: {err}");
+    }
+
+    #[test]
+    fn bad_configs_are_one_line_errors() {
+        check_invalid(("listen = \"127.0.0.1:8443\"", "listen = \"nowhere\""), "invalid config");
+        check_invalid(("heartbeat_interval_secs = 15", "heartbeat_interval_secs = 0"), "heartbeat_interval_secs");
+        check_invalid(("heartbeat_timeout_secs = 45", "heartbeat_timeout_secs = 20"), "at least twice");
+        check_invalid(("[link]", "[link]\nfrobnicate = 1"), "frobnicate");
+        let text = DEFAULT_CONFIG
+            .replace("listen = \"127.0.0.1:8443\"", "listen = \"0.0.0.0:8443\"")
+            .replace("plain_http = false", "plain_http = true");
+        let err = Config::parse(&text, "test").unwrap_err().to_string();
+        assert!(err.contains("allow_plain_http_on_network"), "{err}");
+        check_invalid(("level = \"info\"", "level = \"[[[\""), "log.level");
+    }
+}

@@ -1,0 +1,32 @@
+//! The Dalaba county controller.
+//!
+//! Holds the region directory (county → townships → villages), enrols village
+//! agents, keeps one WebSocket link per agent, shows who is online, and
+//! serves the operators' pages and the JSON API, all on one HTTPS port.
+//!
+//! # Layout
+//! - [`config`]: typed, validated configuration.
+//! - [`store`]: the storage boundary and its SQLite implementation.
+//! - [`directory`]: regions, CSV import/export, the demo county.
+//! - [`api`]: the JSON API under `/api/v1`; [`link`]: the agent WebSocket;
+//!   [`web`]: the embedded pages; [`metrics`]: Prometheus text.
+//! - [`presence`]: who is online now.
+//! - [`server`]: the TCP/TLS/HTTP accept loop; [`tls`], [`signing`]: keys.
+//! - [`app`]: builds and starts a controller from a configuration.
+//! - [`demo`]: the demo county with simulated villages.
+//! - [`clock`]: the only place that reads wall time.
+
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod directory;
+pub mod link;
+pub mod metrics;
+pub mod presence;
+pub mod server;
+pub mod signing;
+pub mod store;
+pub mod tls;
+pub mod web;

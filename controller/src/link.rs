@@ -1,0 +1,302 @@
+//! The controller's end of the agent link (DESIGN.md, "Link").
+//!
+//! One WebSocket per agent, authenticated on the upgrade request by the
+//! agent's id and secret. The agent speaks first with a hello; the controller
+//! answers with a welcome (or a refusal naming the reason), then heartbeats
+//! and status reports flow until either side closes or the agent falls
+//! silent for the heartbeat timeout.
+//!
+//! Every fault on one link — malformed JSON, an unknown message type, an
+//! oversized or binary frame, silence — closes that link with a reason in the
+//! close frame and the log, and touches nothing else.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use dalaba_protocol::codec::{self, DecodeError};
+use dalaba_protocol::link::{AgentMessage, ControllerMessage, HeartbeatAck, Refusal, RefusalReason, Welcome};
+use dalaba_protocol::{MAX_CONTROL_FRAME, PROTOCOL_VERSION, is_supported, parse_bearer_credentials};
+use tokio::time::{Instant, sleep_until, timeout};
+
+use crate::api::{ApiError, AppState, secret_hash};
+
+/// How long a new link may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// WebSocket close codes used on the link (RFC 6455 and the private range).
+mod close {
+    /// Binary frame where text was expected.
+    pub const UNSUPPORTED: u16 = 1003;
+    /// Payload not valid for the message type.
+    pub const INVALID: u16 = 1007;
+    /// Protocol rules broken (e.g. no hello first, unknown version).
+    pub const POLICY: u16 = 1008;
+    /// Frame too large.
+    pub const TOO_BIG: u16 = 1009;
+    /// A newer connection of the same agent replaced this one.
+    pub const SUPERSEDED: u16 = 4000;
+    /// The agent fell silent for the heartbeat timeout.
+    pub const SILENT: u16 = 4001;
+}
+
+/// `GET /api/v1/link`: authenticates the agent and upgrades to WebSocket.
+pub async fn upgrade(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let creds = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_bearer_credentials)
+        .map(|(id, secret)| (id.to_string(), secret.to_string()));
+    let Some((agent_id, secret)) = creds else {
+        st.metrics.error("auth");
+        tracing::warn!(%peer, "agent link refused: missing or malformed credentials");
+        return ApiError::Unauthorized("agent link needs Authorization: Bearer <agent_id>.<secret>".into())
+            .into_response();
+    };
+    let lookup = agent_id.clone();
+    let stored = match st.db(move |s| s.agent_secret_hash(&lookup)).await {
+        Ok(h) => h,
+        Err(e) => return e.into_response(),
+    };
+    let Some(stored) = stored else {
+        st.metrics.error("auth");
+        tracing::warn!(%peer, agent = %agent_id, "agent link refused: unknown agent");
+        return ApiError::Unauthorized(format!("unknown agent {agent_id}; enrol it again")).into_response();
+    };
+    if !constant_time_eq(secret_hash(&secret).as_bytes(), stored.as_bytes()) {
+        st.metrics.error("auth");
+        tracing::warn!(%peer, agent = %agent_id, "agent link refused: wrong agent secret");
+        return ApiError::Unauthorized(format!("wrong secret for agent {agent_id}")).into_response();
+    }
+    if st.presence.online_count() >= st.settings.max_connections {
+        st.metrics.error("full");
+        tracing::warn!(%peer, agent = %agent_id, "agent link refused: connection limit reached");
+        return ApiError::Coded {
+            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            code: "link_limit",
+            message: "the controller holds its maximum number of agent links".into(),
+        }
+        .into_response();
+    }
+    // Small buffers: a link carries a few small JSON messages a minute, and
+    // the controller holds thousands of them (see docs/benchmarks.md).
+    ws.max_message_size(MAX_CONTROL_FRAME)
+        .max_frame_size(MAX_CONTROL_FRAME)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| run(st, agent_id, peer, socket))
+}
+
+/// One link, from upgrade to close.
+async fn run(st: AppState, agent_id: String, peer: SocketAddr, mut socket: WebSocket) {
+    let hello = match timeout(HELLO_TIMEOUT, socket.recv()).await {
+        Err(_) => return refuse(&st, socket, &agent_id, peer, close::POLICY, "no hello within 10 s").await,
+        Ok(None) | Ok(Some(Err(_))) => return,
+        Ok(Some(Ok(Message::Text(text)))) => match codec::decode::<AgentMessage>(&text) {
+            Ok(AgentMessage::Hello(h)) => h,
+            Ok(_) => {
+                let why = "the first message on a link must be hello";
+                send(&mut socket, refusal(RefusalReason::HelloExpected, why)).await;
+                return refuse(&st, socket, &agent_id, peer, close::POLICY, why).await;
+            }
+            Err(e) => return refuse(&st, socket, &agent_id, peer, decode_close_code(&e), &e.to_string()).await,
+        },
+        Ok(Some(Ok(_))) => {
+            return refuse(&st, socket, &agent_id, peer, close::UNSUPPORTED, "expected a JSON hello").await;
+        }
+    };
+    st.metrics.message("hello");
+    if !is_supported(hello.protocol_version) {
+        let why = format!(
+            "agent speaks protocol version {}, this controller speaks {}..={}; upgrade the {}",
+            hello.protocol_version,
+            dalaba_protocol::MIN_SUPPORTED_VERSION,
+            PROTOCOL_VERSION,
+            if hello.protocol_version > PROTOCOL_VERSION { "controller" } else { "agent" },
+        );
+        send(&mut socket, refusal(RefusalReason::UnsupportedVersion, &why)).await;
+        return refuse(&st, socket, &agent_id, peer, close::POLICY, &why).await;
+    }
+
+    let now = st.clock.now_ms();
+    let hardware_json = serde_json::to_string(&hello.hardware).unwrap_or_default();
+    let (id, version) = (agent_id.clone(), hello.agent_version.clone());
+    if let Err(e) = st.db(move |s| s.record_agent_connected(&id, now, &version, &hardware_json)).await {
+        tracing::error!(agent = %agent_id, error = %e, "cannot record agent connection");
+    }
+    let mut reg = st.presence.connect(&agent_id, peer, hello.clone(), now);
+    st.metrics.connects.inc();
+    if let Some(old) = reg.replaced {
+        tracing::warn!(agent = %agent_id, %peer, old_peer = %old, "second connection for agent: the newer wins, closing the older");
+    }
+    tracing::info!(agent = %agent_id, %peer, version = %hello.agent_version, "agent online");
+    let welcome = ControllerMessage::Welcome(Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        agent_id: agent_id.clone(),
+        heartbeat_interval_ms: st.settings.heartbeat_interval.as_millis() as u64,
+        controller_time_ms: now,
+    });
+    let mut reason = if send(&mut socket, welcome).await { None } else { Some("send failed".to_string()) };
+
+    let silence = st.settings.heartbeat_timeout;
+    let mut deadline = Instant::now() + silence;
+    while reason.is_none() {
+        tokio::select! {
+            kicked = &mut reg.kicked => {
+                let why = kicked.unwrap_or_else(|_| "superseded".into());
+                close_with(&mut socket, close::SUPERSEDED, &why).await;
+                reason = Some(why);
+            }
+            _ = sleep_until(deadline) => {
+                st.metrics.error("timeout");
+                let why = format!("no message for {} s", silence.as_secs());
+                close_with(&mut socket, close::SILENT, &why).await;
+                reason = Some(why);
+            }
+            frame = socket.recv() => {
+                deadline = Instant::now() + silence;
+                reason = handle_frame(&st, &agent_id, reg.conn_id, &mut socket, frame).await;
+            }
+        }
+    }
+    let why = reason.unwrap_or_default();
+    let now = st.clock.now_ms();
+    if st.presence.disconnect(&agent_id, reg.conn_id) {
+        let id = agent_id.clone();
+        if let Err(e) = st.db(move |s| s.record_agent_seen(&id, now)).await {
+            tracing::error!(agent = %agent_id, error = %e, "cannot record last seen");
+        }
+        tracing::info!(agent = %agent_id, %peer, reason = %why, "agent offline");
+    } else {
+        tracing::info!(agent = %agent_id, %peer, reason = %why, "older link of agent closed");
+    }
+    st.metrics.disconnects.inc();
+}
+
+/// Handles one received frame; returns why the link must end, if it must.
+async fn handle_frame(
+    st: &AppState,
+    agent_id: &str,
+    conn_id: u64,
+    socket: &mut WebSocket,
+    frame: Option<Result<Message, axum::Error>>,
+) -> Option<String> {
+    let text = match frame {
+        None => return Some("agent closed the connection".into()),
+        Some(Err(e)) => {
+            let why = link_error(&e);
+            st.metrics.error(if why.contains("too long") || why.contains("too big") { "oversized" } else { "io" });
+            let code =
+                if why.contains("too long") || why.contains("too big") { close::TOO_BIG } else { close::INVALID };
+            close_with(socket, code, &why).await;
+            tracing::warn!(agent = %agent_id, reason = %why, "closing agent link");
+            return Some(why);
+        }
+        Some(Ok(Message::Text(text))) => text,
+        Some(Ok(Message::Close(frame))) => {
+            let why = frame.map(|f| format!("agent closed: {} {}", f.code, f.reason)).unwrap_or("agent closed".into());
+            return Some(why);
+        }
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+            st.presence.seen(agent_id, conn_id, st.clock.now_ms());
+            return None;
+        }
+        Some(Ok(Message::Binary(_))) => {
+            st.metrics.error("binary");
+            let why = "binary frames are not accepted from agents";
+            close_with(socket, close::UNSUPPORTED, why).await;
+            tracing::warn!(agent = %agent_id, reason = why, "closing agent link");
+            return Some(why.into());
+        }
+    };
+    let now = st.clock.now_ms();
+    match codec::decode::<AgentMessage>(&text) {
+        Ok(AgentMessage::Heartbeat(hb)) => {
+            st.metrics.message("heartbeat");
+            st.presence.seen(agent_id, conn_id, now);
+            let ack = HeartbeatAck { seq: hb.seq, agent_sent_at_ms: hb.sent_at_ms, controller_time_ms: now };
+            if !send(socket, ControllerMessage::HeartbeatAck(ack)).await {
+                return Some("send failed".into());
+            }
+            None
+        }
+        Ok(AgentMessage::Status(status)) => {
+            st.metrics.message("status");
+            st.presence.status(agent_id, conn_id, status, now);
+            None
+        }
+        Ok(AgentMessage::Hello(_)) => {
+            st.metrics.error("protocol");
+            let why = "hello sent twice on one link";
+            close_with(socket, close::POLICY, why).await;
+            tracing::warn!(agent = %agent_id, reason = why, "closing agent link");
+            Some(why.into())
+        }
+        Err(e) => {
+            st.metrics.error(match e {
+                DecodeError::TooLarge { .. } => "oversized",
+                DecodeError::MalformedJson(_) => "malformed",
+                DecodeError::InvalidMessage(_) => "unknown_message",
+            });
+            let why = e.to_string();
+            close_with(socket, decode_close_code(&e), &why).await;
+            tracing::warn!(agent = %agent_id, reason = %why, "closing agent link");
+            Some(why)
+        }
+    }
+}
+
+async fn refuse(st: &AppState, mut socket: WebSocket, agent_id: &str, peer: SocketAddr, code: u16, why: &str) {
+    st.metrics.error("refused");
+    tracing::warn!(agent = %agent_id, %peer, reason = %why, "agent link refused");
+    close_with(&mut socket, code, why).await;
+}
+
+fn refusal(reason: RefusalReason, message: &str) -> ControllerMessage {
+    ControllerMessage::Refused(Refusal { reason, message: message.to_string() })
+}
+
+async fn send(socket: &mut WebSocket, msg: ControllerMessage) -> bool {
+    socket.send(Message::Text(Utf8Bytes::from(codec::encode(&msg)))).await.is_ok()
+}
+
+async fn close_with(socket: &mut WebSocket, code: u16, why: &str) {
+    // A close reason is at most 123 bytes; cut on a character boundary.
+    let mut reason = why.to_string();
+    while reason.len() > 123 {
+        reason.pop();
+    }
+    let frame = CloseFrame { code, reason: Utf8Bytes::from(reason) };
+    // The peer may be gone already; the link ends either way.
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+fn decode_close_code(e: &DecodeError) -> u16 {
+    match e {
+        DecodeError::TooLarge { .. } => close::TOO_BIG,
+        DecodeError::MalformedJson(_) | DecodeError::InvalidMessage(_) => close::INVALID,
+    }
+}
+
+fn link_error(e: &axum::Error) -> String {
+    use std::error::Error;
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s = format!("{s}: {inner}");
+        src = inner.source();
+    }
+    s
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

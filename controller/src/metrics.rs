@@ -1,0 +1,97 @@
+//! Prometheus metrics, served as text at `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Label for [`Metrics::messages`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageLabels {
+    /// Message type (`hello`, `heartbeat`, `status`).
+    pub r#type: String,
+}
+
+/// Label for [`Metrics::errors`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Error kind, e.g. `auth`, `malformed`, `oversized`, `timeout`.
+    pub kind: String,
+}
+
+/// Every metric the controller exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Agents online now.
+    pub agents_online: Gauge,
+    /// Agent links accepted (welcomed).
+    pub connects: Counter,
+    /// Agent links ended.
+    pub disconnects: Counter,
+    /// Control messages received from agents, by type.
+    pub messages: Family<MessageLabels, Counter>,
+    /// Link errors, by kind.
+    pub errors: Family<ErrorLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("dalaba");
+        let agents_online = Gauge::default();
+        let connects = Counter::default();
+        let disconnects = Counter::default();
+        let messages = Family::<MessageLabels, Counter>::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        registry.register("agents_online", "Agents with a live link", agents_online.clone());
+        registry.register("agent_connects", "Agent links accepted", connects.clone());
+        registry.register("agent_disconnects", "Agent links ended", disconnects.clone());
+        registry.register("agent_messages", "Control messages received from agents", messages.clone());
+        registry.register("agent_link_errors", "Agent link errors by kind", errors.clone());
+        Metrics { registry, agents_online, connects, disconnects, messages, errors }
+    }
+
+    /// Counts a received message.
+    pub fn message(&self, kind: &str) {
+        self.messages.get_or_create(&MessageLabels { r#type: kind.to_string() }).inc();
+    }
+
+    /// Counts a link error.
+    pub fn error(&self, kind: &str) {
+        self.errors.get_or_create(&ErrorLabels { kind: kind.to_string() }).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::new();
+        m.connects.inc();
+        m.agents_online.set(3);
+        m.error("auth");
+        let text = m.render();
+        assert!(text.contains("dalaba_agents_online 3"), "{text}");
+        assert!(text.contains("dalaba_agent_connects_total 1"), "{text}");
+        assert!(text.contains("dalaba_agent_link_errors_total{kind=\"auth\"} 1"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}

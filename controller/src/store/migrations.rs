@@ -1,0 +1,212 @@
+//! Schema migrations: an ordered list of embedded SQL steps, applied at open,
+//! each in its own transaction and recorded in `schema_migrations`.
+//!
+//! Migrations are append-only: a released step is never edited, a change is
+//! a new step.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use super::StoreError;
+
+/// One schema step.
+#[derive(Debug)]
+pub struct Migration {
+    /// Its version; versions are 1, 2, 3, … in order.
+    pub version: u32,
+    /// What it does, for logs.
+    pub name: &'static str,
+    /// The SQL, run as one batch.
+    pub sql: &'static str,
+}
+
+/// Every migration this build knows, in order.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "regions",
+        sql: "
+            CREATE TABLE regions (
+                id        INTEGER PRIMARY KEY,
+                parent_id INTEGER REFERENCES regions (id) ON DELETE RESTRICT,
+                level     TEXT NOT NULL CHECK (level IN ('county', 'township', 'village')),
+                name      TEXT NOT NULL,
+                code      TEXT NOT NULL UNIQUE,
+                latitude  REAL,
+                longitude REAL,
+                tags      TEXT NOT NULL DEFAULT '[]'
+            );
+            CREATE INDEX regions_parent ON regions (parent_id);
+        ",
+    },
+    Migration {
+        version: 2,
+        name: "enrolment codes and agents",
+        sql: "
+            CREATE TABLE enrolment_codes (
+                code_hash     TEXT PRIMARY KEY,
+                village_id    INTEGER NOT NULL REFERENCES regions (id) ON DELETE CASCADE,
+                created_at_ms INTEGER NOT NULL,
+                expires_at_ms INTEGER NOT NULL,
+                used_at_ms    INTEGER,
+                used_by_agent TEXT
+            );
+            CREATE INDEX enrolment_codes_village ON enrolment_codes (village_id);
+            CREATE TABLE agents (
+                id                TEXT PRIMARY KEY,
+                village_id        INTEGER NOT NULL REFERENCES regions (id) ON DELETE RESTRICT,
+                secret_hash       TEXT NOT NULL,
+                hostname          TEXT NOT NULL,
+                agent_version     TEXT NOT NULL,
+                hardware_json     TEXT NOT NULL,
+                enrolled_at_ms    INTEGER NOT NULL,
+                last_seen_ms      INTEGER,
+                last_connected_ms INTEGER
+            );
+            CREATE INDEX agents_village ON agents (village_id);
+        ",
+    },
+];
+
+/// The schema version this build creates and understands.
+pub fn latest_version() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// The version recorded in the database (0 for a new database).
+pub fn current_version(conn: &Connection) -> Result<u32, StoreError> {
+    ensure_table(conn)?;
+    let version: Option<u32> = conn.query_row("SELECT MAX(version) FROM schema_migrations", [], |row| row.get(0))?;
+    Ok(version.unwrap_or(0))
+}
+
+/// Applies every migration up to `target`; refuses a database newer than
+/// this build.
+pub(crate) fn migrate(conn: &mut Connection, target: u32) -> Result<(), StoreError> {
+    let found = current_version(conn)?;
+    let supported = latest_version();
+    if found > supported {
+        return Err(StoreError::SchemaTooNew { found, supported });
+    }
+    for migration in MIGRATIONS.iter().filter(|m| m.version > found && m.version <= target) {
+        apply(conn, migration).map_err(|source| StoreError::Migration { version: migration.version, source })?;
+    }
+    Ok(())
+}
+
+fn ensure_table(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version       INTEGER PRIMARY KEY,
+            applied_at_ms INTEGER NOT NULL
+        )",
+    )?;
+    Ok(())
+}
+
+/// Applies one migration unless another process got there first.
+fn apply(conn: &mut Connection, migration: &Migration) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let done = tx
+        .query_row("SELECT 1 FROM schema_migrations WHERE version = ?1", [migration.version], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !done {
+        tx.execute_batch(migration.sql)?;
+        // SQLite's clock, so that opening a store needs no clock argument.
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at_ms)
+             VALUES (?1, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))",
+            [migration.version],
+        )?;
+    }
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::{Level, NewRegion};
+    use crate::store::Store;
+    use crate::store::sqlite::SqliteStore;
+
+    fn county() -> NewRegion {
+        NewRegion {
+            parent_id: None,
+            level: Level::County,
+            name: "泾川县".into(),
+            code: "620821000000".into(),
+            latitude: Some(35.33),
+            longitude: Some(107.37),
+            tags: vec!["demo".into()],
+        }
+    }
+
+    fn tables(conn: &Connection) -> Vec<String> {
+        let mut stmt =
+            conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").expect("prepare");
+        let names = stmt.query_map([], |row| row.get(0)).expect("query");
+        names.collect::<Result<_, _>>().expect("names")
+    }
+
+    #[test]
+    fn versions_are_consecutive_from_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1, "{}", m.name);
+        }
+        assert_eq!(latest_version(), 2);
+    }
+
+    #[test]
+    fn migrates_an_empty_database() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        assert_eq!(current_version(&conn).expect("version"), 0);
+        migrate(&mut conn, latest_version()).expect("migrate");
+        assert_eq!(current_version(&conn).expect("version"), 2);
+        assert_eq!(tables(&conn), ["agents", "enrolment_codes", "regions", "schema_migrations"]);
+        let applied: i64 =
+            conn.query_row("SELECT MIN(applied_at_ms) FROM schema_migrations", [], |r| r.get(0)).expect("applied");
+        assert!(applied > 1_700_000_000_000, "applied_at_ms {applied} is not a recent time");
+    }
+
+    #[test]
+    fn upgrades_a_version_1_database_keeping_its_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dalaba.db");
+        let id = {
+            let store = SqliteStore::open_at_version(&path, 1).expect("open at 1");
+            assert_eq!(store.schema_version().expect("version"), 1);
+            store.create_region(&county()).expect("create").id
+        };
+        let store = SqliteStore::open(&path).expect("upgrade");
+        assert_eq!(store.schema_version().expect("version"), 2);
+        let region = store.region(id).expect("read").expect("still there");
+        assert_eq!((region.name.as_str(), region.tags.as_slice()), ("泾川县", ["demo".to_owned()].as_slice()));
+        store.create_enrolment_code(id, "x", 10, 0).expect_err("a county is not a village");
+    }
+
+    #[test]
+    fn reopening_is_idempotent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dalaba.db");
+        drop(SqliteStore::open(&path).expect("first open"));
+        drop(SqliteStore::open(&path).expect("second open"));
+        let conn = Connection::open(&path).expect("open");
+        let rows: i64 = conn.query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0)).expect("count");
+        assert_eq!(rows, 2);
+    }
+
+    #[test]
+    fn refuses_a_newer_database() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dalaba.db");
+        drop(SqliteStore::open(&path).expect("open"));
+        Connection::open(&path)
+            .and_then(|c| c.execute("INSERT INTO schema_migrations VALUES (7, 0)", []))
+            .expect("pretend a newer controller ran");
+        let err = SqliteStore::open(&path).expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "database schema version 7 is newer than this controller (2); upgrade the controller"
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! Persistence behind one synchronous trait, [`Store`], so that a PostgreSQL
+//! store can be added later without touching callers. [`sqlite::SqliteStore`]
+//! is the implementation used today.
+//!
+//! Calls block: from async code, run them in `tokio::task::spawn_blocking`
+//! (each is a few milliseconds on a county-sized directory).
+//!
+//! # Differences from the first sketch of this API
+//! - `StoreError::Invalid` carries a [`ValidationError`] rather than a
+//!   `String`; its `Display` is the same kind of one-line message naming the
+//!   field.
+//! - `StoreError::Import` carries the [`CsvErrors`] of a refused import, so
+//!   every bad row is listed with its line; nothing is imported.
+//! - `NewAgent` has no `village_id`: the enrolment code decides the village.
+//! - `ImportSummary` also counts `unchanged` regions.
+//! - Enrolment codes are stored as SHA-256 hashes, so a copy of the database
+//!   does not reveal codes that are still valid.
+//!
+//! # Layout
+//! - `sqlite`: the SQLite store (`regions` and `agents` queries);
+//! - `migrations`: the ordered schema migrations applied at open.
+
+pub mod migrations;
+pub mod sqlite;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::directory::{CsvErrors, ImportRow, ImportSummary, NewRegion, Region, RegionPatch, ValidationError};
+
+/// The controller's persistent state: the directory, enrolment codes and
+/// agents.
+pub trait Store: Send + Sync + 'static {
+    /// All regions, ordered by code.
+    fn regions(&self) -> Result<Vec<Region>, StoreError>;
+    /// One region, if it exists.
+    fn region(&self, id: i64) -> Result<Option<Region>, StoreError>;
+    /// Validates and creates a region. The parent must exist and be at the
+    /// level above; the code must be unused.
+    fn create_region(&self, new: &NewRegion) -> Result<Region, StoreError>;
+    /// Changes a region's name, code, coordinates or tags.
+    fn update_region(&self, id: i64, patch: &RegionPatch) -> Result<Region, StoreError>;
+    /// Deletes a region; refused with [`StoreError::Conflict`] while it has
+    /// child regions or agents. Its unused enrolment codes go with it.
+    fn delete_region(&self, id: i64) -> Result<(), StoreError>;
+    /// Creates or updates regions by code in one transaction: all rows or
+    /// none. Bad rows are reported with [`StoreError::Import`].
+    fn import_regions(&self, rows: &[ImportRow]) -> Result<ImportSummary, StoreError>;
+    /// How many regions there are.
+    fn region_count(&self) -> Result<u64, StoreError>;
+
+    /// Records a single-use enrolment code for a village.
+    fn create_enrolment_code(
+        &self,
+        village_id: i64,
+        code: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<EnrolmentCode, StoreError>;
+    /// Uses an enrolment code and inserts the agent in one transaction; a
+    /// code is redeemed at most once, even under concurrent calls.
+    fn redeem_enrolment_code(&self, code: &str, now_ms: i64, agent: &NewAgent) -> Result<Agent, RedeemError>;
+    /// All agents, ordered by id.
+    fn agents(&self) -> Result<Vec<Agent>, StoreError>;
+    /// One agent, if it exists.
+    fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError>;
+    /// The hash of an agent's secret, if the agent exists.
+    fn agent_secret_hash(&self, id: &str) -> Result<Option<String>, StoreError>;
+    /// Records that an agent connected, with what it reported about itself.
+    fn record_agent_connected(
+        &self,
+        id: &str,
+        at_ms: i64,
+        agent_version: &str,
+        hardware_json: &str,
+    ) -> Result<(), StoreError>;
+    /// Records that an agent was heard from (`last_seen_ms` only).
+    fn record_agent_seen(&self, id: &str, at_ms: i64) -> Result<(), StoreError>;
+    /// Deletes an agent; it must enrol again to reconnect.
+    fn delete_agent(&self, id: &str) -> Result<(), StoreError>;
+}
+
+/// A single-use enrolment code for one village.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EnrolmentCode {
+    pub code: String,
+    pub village_id: i64,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// An agent to insert when its enrolment code is redeemed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAgent {
+    pub id: String,
+    pub secret_hash: String,
+    pub hostname: String,
+    pub agent_version: String,
+    pub hardware_json: String,
+    pub enrolled_at_ms: i64,
+}
+
+/// An enrolled agent (a village Raspberry Pi). Holds no secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Agent {
+    pub id: String,
+    pub village_id: i64,
+    pub hostname: String,
+    pub agent_version: String,
+    pub hardware_json: String,
+    pub enrolled_at_ms: i64,
+    pub last_seen_ms: Option<i64>,
+    pub last_connected_ms: Option<i64>,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// A region, village or agent that does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for, e.g. "region 12".
+        what: String,
+    },
+    /// A region's fields or parent break the directory's rules.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Import rows were refused; nothing was imported.
+    #[error(transparent)]
+    Import(#[from] CsvErrors),
+    /// The change conflicts with existing data (a used code, child regions…).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database was written by a newer controller.
+    #[error("database schema version {found} is newer than this controller ({supported}); upgrade the controller")]
+    SchemaTooNew {
+        /// The database's version.
+        found: u32,
+        /// The newest version this build knows.
+        supported: u32,
+    },
+    /// The database file could not be opened or configured.
+    #[error("cannot open database {}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite reported.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A schema migration failed; the database stays at the previous version.
+    #[error("database migration {version} failed")]
+    Migration {
+        /// The migration that failed.
+        version: u32,
+        /// What SQLite reported.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Any other database failure.
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Why an enrolment code could not be redeemed.
+#[derive(Debug, Error)]
+pub enum RedeemError {
+    /// No such code was ever issued.
+    #[error("unknown enrolment code")]
+    Unknown,
+    /// The code was issued but has expired.
+    #[error("this enrolment code expired at {}", utc(*.expired_at_ms))]
+    Expired {
+        /// When it expired, in ms since the Unix epoch.
+        expired_at_ms: i64,
+    },
+    /// The code was already redeemed.
+    #[error("this enrolment code was already used at {}", utc(*.used_at_ms))]
+    AlreadyUsed {
+        /// When it was used, in ms since the Unix epoch.
+        used_at_ms: i64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Formats ms since the Unix epoch for an operator, e.g. `2025-03-01 08:00:00 UTC`.
+fn utc(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| format!("{ms} ms"), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redeem_errors_show_readable_times() {
+        let err = RedeemError::Expired { expired_at_ms: 1_740_816_000_000 };
+        assert_eq!(err.to_string(), "this enrolment code expired at 2025-03-01 08:00:00 UTC");
+        assert_eq!(utc(i64::MAX), format!("{} ms", i64::MAX));
+    }
+
+    #[test]
+    fn schema_too_new_message() {
+        let err = StoreError::SchemaTooNew { found: 7, supported: 2 };
+        assert_eq!(
+            err.to_string(),
+            "database schema version 7 is newer than this controller (2); upgrade the controller"
+        );
+    }
+}

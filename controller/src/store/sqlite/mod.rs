@@ -1,0 +1,200 @@
+//! The SQLite store: one connection behind a mutex, in WAL mode.
+//!
+//! Writes run in `BEGIN IMMEDIATE` transactions, so two controllers (or a
+//! controller and an admin tool) on the same file serialise instead of
+//! failing half-way; `busy_timeout` makes the second one wait.
+
+mod agents;
+mod regions;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::migrations::{self, latest_version};
+use super::{Agent, EnrolmentCode, NewAgent, RedeemError, Store, StoreError};
+use crate::directory::{ImportRow, ImportSummary, NewRegion, Region, RegionPatch};
+
+/// How long a write waits for another connection's transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A [`Store`] in one SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its
+    /// schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_at(path, latest_version())
+    }
+
+    /// An empty store in memory, for tests and demos.
+    pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open_in_memory()?;
+        SqliteStore::with_connection(conn, Path::new(":memory:"), latest_version())
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        migrations::current_version(&self.lock())
+    }
+
+    /// Opens the database migrated only up to `version`, to test upgrades
+    /// from older releases.
+    #[cfg(test)]
+    pub(crate) fn open_at_version(path: &Path, version: u32) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_at(path, version)
+    }
+
+    fn open_at(path: &Path, version: u32) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+        SqliteStore::with_connection(conn, path, version)
+    }
+
+    fn with_connection(mut conn: Connection, path: &Path, version: u32) -> Result<SqliteStore, StoreError> {
+        configure(&conn).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+        migrations::migrate(&mut conn, version)?;
+        Ok(SqliteStore { conn: Mutex::new(conn) })
+    }
+
+    /// The connection. A panic while it was held cannot leave a transaction
+    /// open (dropping a `Transaction` rolls it back), so a poisoned lock is
+    /// safe to take over.
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Store for SqliteStore {
+    fn regions(&self) -> Result<Vec<Region>, StoreError> {
+        regions::all(&self.lock())
+    }
+
+    fn region(&self, id: i64) -> Result<Option<Region>, StoreError> {
+        regions::by_id(&self.lock(), id)
+    }
+
+    fn create_region(&self, new: &NewRegion) -> Result<Region, StoreError> {
+        regions::create(&mut self.lock(), new)
+    }
+
+    fn update_region(&self, id: i64, patch: &RegionPatch) -> Result<Region, StoreError> {
+        regions::update(&mut self.lock(), id, patch)
+    }
+
+    fn delete_region(&self, id: i64) -> Result<(), StoreError> {
+        regions::delete(&mut self.lock(), id)
+    }
+
+    fn import_regions(&self, rows: &[ImportRow]) -> Result<ImportSummary, StoreError> {
+        regions::import(&mut self.lock(), rows)
+    }
+
+    fn region_count(&self) -> Result<u64, StoreError> {
+        regions::count(&self.lock())
+    }
+
+    fn create_enrolment_code(
+        &self,
+        village_id: i64,
+        code: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<EnrolmentCode, StoreError> {
+        agents::create_code(&mut self.lock(), village_id, code, expires_at_ms, now_ms)
+    }
+
+    fn redeem_enrolment_code(&self, code: &str, now_ms: i64, agent: &NewAgent) -> Result<Agent, RedeemError> {
+        agents::redeem(&mut self.lock(), code, now_ms, agent)
+    }
+
+    fn agents(&self) -> Result<Vec<Agent>, StoreError> {
+        agents::all(&self.lock())
+    }
+
+    fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        agents::by_id(&self.lock(), id)
+    }
+
+    fn agent_secret_hash(&self, id: &str) -> Result<Option<String>, StoreError> {
+        agents::secret_hash(&self.lock(), id)
+    }
+
+    fn record_agent_connected(
+        &self,
+        id: &str,
+        at_ms: i64,
+        agent_version: &str,
+        hardware_json: &str,
+    ) -> Result<(), StoreError> {
+        agents::record_connected(&self.lock(), id, at_ms, agent_version, hardware_json)
+    }
+
+    fn record_agent_seen(&self, id: &str, at_ms: i64) -> Result<(), StoreError> {
+        agents::record_seen(&self.lock(), id, at_ms)
+    }
+
+    fn delete_agent(&self, id: &str) -> Result<(), StoreError> {
+        agents::delete(&self.lock(), id)
+    }
+}
+
+/// Per-connection settings. `journal_mode` answers with a row, hence the query.
+fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get::<_, String>(0))?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+}
+
+/// Whether `error` is a violated UNIQUE or PRIMARY KEY constraint.
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_sets_wal_and_foreign_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("dalaba.db")).expect("open");
+        let conn = store.lock();
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("mode");
+        let fks: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).expect("fks");
+        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).expect("sync");
+        assert_eq!((mode.as_str(), fks, sync), ("wal", 1, 1));
+    }
+
+    #[test]
+    fn open_reports_the_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("missing-dir").join("dalaba.db");
+        let err = SqliteStore::open(&path).expect_err("no such directory");
+        assert!(err.to_string().starts_with("cannot open database "), "{err}");
+        assert!(err.to_string().contains("missing-dir"));
+    }
+
+    #[test]
+    fn a_poisoned_lock_is_recovered() {
+        let store = std::sync::Arc::new(SqliteStore::open_in_memory().expect("open"));
+        let clone = std::sync::Arc::clone(&store);
+        let panicked = std::thread::spawn(move || {
+            let _guard = clone.lock();
+            panic!("poison the lock");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert_eq!(store.region_count().expect("count after poison"), 0);
+    }
+}

@@ -1,0 +1,58 @@
+//! Shared helpers for the end-to-end tests and benchmarks: start real
+//! `dalaba-controller` and `dalaba-agent` processes, talk to the controller's
+//! API over HTTPS, and wait on conditions with deadlines (never on sleeps).
+//!
+//! # Layout
+//! - [`bins`]: locating (and if needed building) the two binaries.
+//! - [`proc`]: child processes that are killed when dropped.
+//! - [`api`]: a small HTTPS client for the controller's JSON API.
+//! - [`wait_for`]: polling a condition until a deadline.
+
+pub mod api;
+pub mod bins;
+pub mod proc;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Polls `check` every 50 ms until it returns `Some`, or fails after
+/// `within` with `what` in the message.
+pub async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("timed out after {within:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A CSV directory of one county, `townships` townships and `villages`
+/// villages spread over them, in the import format.
+pub fn county_csv(townships: usize, villages: usize) -> String {
+    let mut out = String::from("level,code,name,parent_code,latitude,longitude,tags\n");
+    out.push_str("county,620821000000,测试县,,,,\n");
+    for t in 0..townships {
+        out.push_str(&format!("township,620821{:03}000,第{}乡,620821000000,,,\n", 100 + t, t + 1));
+    }
+    for v in 0..villages {
+        let t = v % townships;
+        let n = v / townships;
+        out.push_str(&format!(
+            "village,620821{:03}{:03},{}乡{}村,620821{:03}000,35.3,107.3,\n",
+            100 + t,
+            200 + n,
+            t + 1,
+            n + 1,
+            100 + t
+        ));
+    }
+    out
+}

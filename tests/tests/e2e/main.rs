@@ -1,0 +1,7 @@
+//! End-to-end tests: real controller and agent processes on loopback, over
+//! TLS. One test binary; each test starts its own controller in its own
+//! temporary data directory on its own port.
+
+mod cluster;
+mod faults;
+mod lifecycle;

@@ -41,6 +41,7 @@ pub async fn run(controller: &str, fleet_file: &Path, state_dir: &Path, stop: Ca
     let text = std::fs::read(fleet_file).with_context(|| format!("cannot read fleet file {}", fleet_file.display()))?;
     let fleet: Vec<FleetEntry> =
         serde_json::from_slice(&text).with_context(|| format!("{} is not a fleet file", fleet_file.display()))?;
+    raise_fd_limit(fleet.len());
     let identities = enrol_all(controller, &fleet, state_dir).await;
     tracing::info!(villages = identities.len(), "simulated agents starting");
     let mut tasks = tokio::task::JoinSet::new();
@@ -96,4 +97,19 @@ async fn enrol_all(controller: &str, fleet: &[FleetEntry], state_dir: &Path) -> 
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// Each simulated village holds a socket; lift the soft open-file limit to
+/// the hard one and say so when even that is too low for the fleet.
+fn raise_fd_limit(villages: usize) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+    let current = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    if current < villages as u64 + 64 {
+        tracing::warn!(open_files = current, villages, "the open-file limit is too low for this many villages");
+    }
 }

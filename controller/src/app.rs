@@ -41,6 +41,7 @@ impl Running {
 /// Opens the data directory and store, loads or creates keys, binds the
 /// listener and starts serving.
 pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
+    raise_fd_limit();
     let data_dir = &config.storage.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
@@ -112,4 +113,20 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutting down");
+}
+
+/// Raises the soft limit on open files to the hard limit: every agent link
+/// is a file descriptor, and the usual soft limit (1024) would cap the
+/// controller far below the 10,000 agents it is built to hold.
+pub fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+        }
+    }
+    let now = getrlimit(Resource::Nofile).current;
+    tracing::debug!(open_files = ?now, "open-file limit");
 }

@@ -6,11 +6,13 @@
 //! - [`bins`]: locating (and if needed building) the two binaries.
 //! - [`proc`]: child processes that are killed when dropped.
 //! - [`api`]: a small HTTPS client for the controller's JSON API.
+//! - [`webdriver`]: headless Chromium through chromedriver.
 //! - [`wait_for`]: polling a condition until a deadline.
 
 pub mod api;
 pub mod bins;
 pub mod proc;
+pub mod webdriver;
 
 use std::future::Future;
 use std::time::Duration;

@@ -3,5 +3,6 @@
 //! temporary data directory on its own port.
 
 mod cluster;
+mod dashboard;
 mod faults;
 mod lifecycle;

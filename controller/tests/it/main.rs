@@ -1,0 +1,19 @@
+//! Integration tests of the controller's HTTP application, driven in process
+//! through `router(state).oneshot(request)`: no port, no TLS, a manual clock
+//! and an in-memory store, so every test is fast and deterministic.
+//!
+//! # Layout
+//! - `harness`: building an application, `call` and the shared fixtures.
+//! - `directory`: region CRUD and the table of refused inputs.
+//! - `csv`: directory export and import.
+//! - `enrolment`: enrolment codes, enrolment and the agent list.
+//! - `presence`: live presence as the API and the dashboard show it.
+//! - `routes`: the OpenAPI document against the router, metrics, pages, the
+//!   JSON fallback and the agent link's authentication.
+
+mod csv;
+mod directory;
+mod enrolment;
+mod harness;
+mod presence;
+mod routes;

@@ -1,0 +1,98 @@
+//! A minimal WebDriver client for headless Chromium through chromedriver
+//! (Debian packages `chromium` and `chromium-driver`): start a session, open
+//! a page, run a script, take a screenshot.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::api::Api;
+use crate::proc::Proc;
+
+/// A browser session; chromedriver is killed when this is dropped.
+#[derive(Debug)]
+pub struct Browser {
+    _driver: Proc,
+    api: Api,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium session that accepts the
+    /// test controller's self-signed certificate.
+    pub async fn start() -> anyhow::Result<Browser> {
+        let driver_bin = std::path::Path::new("/usr/bin/chromedriver");
+        anyhow::ensure!(
+            driver_bin.exists(),
+            "browser tests need Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+        );
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.local_addr()?.port()
+        };
+        let driver = Proc::spawn("chromedriver", driver_bin, &[&format!("--port={port}")], &[])?;
+        let api = Api::new(&format!("http://127.0.0.1:{port}"))?;
+        crate::wait_for("chromedriver to listen", Duration::from_secs(20), || async {
+            api.get("/status").await.ok().filter(|a| a.status == 200).map(|_| ())
+        })
+        .await?;
+        let profile = tempfile::tempdir()?;
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "acceptInsecureCerts": true,
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--window-size=1366,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        }}});
+        let answer = api.post("/session", &caps).await?;
+        let v = answer.json();
+        let session = v["value"]["sessionId"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("chromedriver refused the session: {}", answer.text()))?
+            .to_string();
+        Ok(Browser { _driver: driver, api, session, _profile: profile })
+    }
+
+    async fn command(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let answer = self.api.post(&format!("/session/{}/{path}", self.session), &body).await?;
+        let v = answer.json();
+        anyhow::ensure!(answer.status == 200, "webdriver {path} failed: {}", answer.text());
+        Ok(v["value"].clone())
+    }
+
+    /// Navigates to `url`.
+    pub async fn open(&self, url: &str) -> anyhow::Result<()> {
+        self.command("url", json!({ "url": url })).await.map(|_| ())
+    }
+
+    /// Runs a synchronous script (`return …;`) in the page.
+    pub async fn eval(&self, script: &str) -> anyhow::Result<Value> {
+        self.command("execute/sync", json!({ "script": script, "args": [] })).await
+    }
+
+    /// Waits until `script` returns a truthy value; returns it.
+    pub async fn wait_until(&self, what: &str, script: &str, within: Duration) -> anyhow::Result<Value> {
+        crate::wait_for(what, within, || async {
+            match self.eval(script).await {
+                Ok(v) if !(v.is_null() || v == Value::Bool(false)) => Some(v),
+                _ => None,
+            }
+        })
+        .await
+    }
+
+    /// A PNG screenshot of the viewport.
+    pub async fn screenshot(&self) -> anyhow::Result<Vec<u8>> {
+        use base64::Engine;
+        let answer = self.api.get(&format!("/session/{}/screenshot", self.session)).await?;
+        let b64 = answer.json()["value"].as_str().unwrap_or_default().to_string();
+        Ok(base64::engine::general_purpose::STANDARD.decode(b64)?)
+    }
+}

@@ -59,6 +59,10 @@ enum Command {
         /// Fleet file written by `dalaba-controller demo`.
         #[arg(long)]
         fleet: PathBuf,
+        /// Stop when standard input closes (the demo controller holds the
+        /// other end, so the villages stop when it dies, even by SIGKILL).
+        #[arg(long)]
+        exit_on_stdin_eof: bool,
     },
 }
 
@@ -117,8 +121,19 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Run => run(config).await,
-            Command::Simulate { controller, fleet } => {
+            Command::Simulate { controller, fleet, exit_on_stdin_eof } => {
                 let stop = stop_on_signal();
+                if exit_on_stdin_eof {
+                    let stop = stop.clone();
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncReadExt;
+                        let mut stdin = tokio::io::stdin();
+                        let mut buf = [0u8; 64];
+                        while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+                        tracing::info!("standard input closed; stopping the simulated villages");
+                        stop.cancel();
+                    });
+                }
                 dalaba_agent::simulate::run(&controller, &fleet, &config.storage.state_dir, stop).await
             }
         }

@@ -78,6 +78,8 @@ pub async fn run(mut config: Config, config_given: bool, args: DemoArgs) -> anyh
     if running.scheme == "https" {
         println!("(self-signed certificate, SHA-256 fingerprint {})", running.state.settings.cert_fingerprint);
     }
+    // The child's stdin is a pipe from us: if this process dies, even by
+    // SIGKILL, the pipe closes and the simulated villages stop.
     let mut child = tokio::process::Command::new(&agent_bin)
         .arg("simulate")
         .arg("--controller")
@@ -86,10 +88,13 @@ pub async fn run(mut config: Config, config_given: bool, args: DemoArgs) -> anyh
         .arg(&fleet_file)
         .arg("--state-dir")
         .arg(&fleet_dir)
-        .stdin(Stdio::null())
+        .arg("--exit-on-stdin-eof")
+        .stdin(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start {}", agent_bin.display()))?;
+    // Held until we return: `wait()` below would otherwise close it.
+    let _lifeline = child.stdin.take();
     tokio::select! {
         _ = app::shutdown_signal() => {}
         status = child.wait() => {

@@ -48,7 +48,7 @@ pub async fn upgrade(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let creds = headers
         .get(header::AUTHORIZATION)
@@ -86,6 +86,13 @@ pub async fn upgrade(
         }
         .into_response();
     }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(r) => {
+            return ApiError::Coded { status: r.status(), code: "not_websocket", message: r.body_text() }
+                .into_response();
+        }
+    };
     // Small buffers: a link carries a few small JSON messages a minute, and
     // the controller holds thousands of them (see docs/benchmarks.md).
     ws.max_message_size(MAX_CONTROL_FRAME)

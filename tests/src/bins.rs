@@ -26,7 +26,10 @@ fn bin(name: &str) -> PathBuf {
         BUILT.get_or_init(|| {
             let release = dir.ends_with("release");
             let mut cmd = std::process::Command::new(env!("CARGO"));
-            cmd.args(["build", "--bins", "-p", "dalaba-controller", "-p", "dalaba-agent"]);
+            // The same package and feature set as `cargo test --workspace`,
+            // so this build shares its artifacts instead of rebuilding
+            // crates whose features would differ.
+            cmd.args(["build", "--workspace", "--all-targets"]);
             if release {
                 cmd.arg("--release");
             }

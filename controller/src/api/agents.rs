@@ -150,10 +150,10 @@ pub struct CodeView {
 pub async fn create_code(
     State(st): State<AppState>,
     id: Result<Path<i64>, PathRejection>,
-    body: Option<Json<NewCode>>,
+    body: Result<Option<Json<NewCode>>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CodeView>), ApiError> {
     let Path(village_id) = id?;
-    let ttl_minutes = body.and_then(|Json(b)| b.ttl_minutes).unwrap_or(st.settings.code_ttl.as_secs() / 60);
+    let ttl_minutes = body?.and_then(|Json(b)| b.ttl_minutes).unwrap_or(st.settings.code_ttl.as_secs() / 60);
     if !(1..=43_200).contains(&ttl_minutes) {
         return Err(ApiError::BadRequest("ttl_minutes must be between 1 and 43200 (30 days)".into()));
     }

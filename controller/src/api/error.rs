@@ -121,6 +121,20 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
 }
 
 /// Fallback for unknown API paths: a JSON 404 rather than an empty body.
-pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+/// It names the original URI: inside the router nested under `/api/v1`, the
+/// plain `Uri` has lost that prefix.
+pub async fn not_found(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> ApiError {
     ApiError::NotFound(format!("no API route {}", uri.path()))
+}
+
+/// Fallback for a known API path with the wrong method.
+pub async fn method_not_allowed(
+    method: axum::http::Method,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> ApiError {
+    ApiError::Coded {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        message: format!("{} does not accept {method}", uri.path()),
+    }
 }

@@ -104,7 +104,8 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard", get(agents::dashboard))
         .route("/events", get(events::stream))
         .route("/link", get(crate::link::upgrade))
-        .fallback(error::not_found);
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed);
     Router::new().nest("/api/v1", api).route("/metrics", get(metrics)).merge(crate::web::routes()).with_state(state)
 }
 

@@ -96,6 +96,7 @@ async fn codes_are_only_for_villages_with_a_sane_lifetime() {
         ("ttl 0", codes_path(tree.villages[0]), ttl(json!(0)), StatusCode::BAD_REQUEST, "ttl_minutes"),
         ("ttl over 30 days", codes_path(tree.villages[0]), ttl(json!(43_201)), StatusCode::BAD_REQUEST, "ttl_minutes"),
         ("negative ttl", codes_path(tree.villages[0]), ttl(json!(-1)), StatusCode::UNPROCESSABLE_ENTITY, "ttl_minutes"),
+        // Regression: a refused body was answered in plain text, not as an API error.
         (
             "an unknown field",
             codes_path(tree.villages[0]),

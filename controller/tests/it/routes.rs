@@ -10,7 +10,7 @@ use dalaba_protocol::{LINK_PATH, bearer_credentials};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use crate::harness::{Harness, Payload, call, enrol, error_message, fetch, request, seed, send};
+use crate::harness::{Harness, Payload, call, csv, enrol, enrol_request, error_message, fetch, request, seed, send};
 
 /// Every route `api::router` registers, as (method, path) in OpenAPI's
 /// spelling. Keep in step with `controller/src/api/mod.rs`.
@@ -88,9 +88,42 @@ async fn openapi_documents_exactly_the_routed_paths() {
         let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).expect("a method");
         assert!(!hits_fallback(&h.app, method.clone(), &concrete).await, "documented {method} {path} is not routed");
     }
-    // Every `{…}` parameter is one `substituted` above knows.
+    // `{id}` is the only parameter substituted above.
     for path in paths.keys() {
         assert!(path.replace("{id}", "").find('{').is_none(), "unknown parameter in {path}");
+    }
+}
+
+/// The properties a component schema of the document lists.
+fn schema_properties(doc: &Value, schema: &str) -> BTreeSet<String> {
+    let properties = doc["components"]["schemas"][schema]["properties"].as_object();
+    properties.unwrap_or_else(|| panic!("schema {schema} has no properties")).keys().cloned().collect()
+}
+
+#[tokio::test]
+async fn responses_have_only_documented_fields() {
+    let h = Harness::new();
+    let app = &h.app;
+    let doc: Value = serde_json::from_str(dalaba_controller::api::OPENAPI).expect("the document is JSON");
+    let tree = seed(app).await;
+    let (agent, _) = enrol(app, tree.villages[0], "pi").await;
+    let codes = format!("/api/v1/villages/{}/enrolment-codes", tree.villages[1]);
+    let (_, code) = call(app, Method::POST, &codes, Payload::None).await;
+    let code = code["code"].as_str().expect("a code").to_owned();
+    let cases = [
+        ("Region", Method::GET, format!("/api/v1/regions/{}", tree.villages[0]), Payload::None),
+        ("Agent", Method::GET, format!("/api/v1/agents/{agent}"), Payload::None),
+        ("EnrolmentCode", Method::POST, codes.clone(), Payload::None),
+        ("EnrolResponse", Method::POST, "/api/v1/enrol".to_owned(), enrol_request(&code, "pi-2")),
+        ("Error", Method::GET, "/api/v1/regions/999999".to_owned(), Payload::None),
+        ("Error", Method::POST, "/api/v1/directory/import".to_owned(), csv("level\n")),
+    ];
+    for (schema, method, path, payload) in cases {
+        let (status, body) = call(app, method.clone(), &path, payload).await;
+        let fields: BTreeSet<String> = body.as_object().unwrap_or_else(|| panic!("{body}")).keys().cloned().collect();
+        let documented = schema_properties(&doc, schema);
+        let undocumented: Vec<&String> = fields.difference(&documented).collect();
+        assert!(undocumented.is_empty(), "{method} {path} ({status}) answers {undocumented:?}, not in schema {schema}");
     }
 }
 
@@ -121,6 +154,17 @@ async fn unknown_api_paths_are_json_404s() {
         } else {
             assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
         }
+    }
+}
+
+#[tokio::test]
+async fn wrong_methods_are_json_405s() {
+    let h = Harness::new();
+    for (method, path) in [(Method::PUT, "/api/v1/regions"), (Method::DELETE, "/api/v1/enrol")] {
+        let (status, body) = call(&h.app, method.clone(), path, Payload::None).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        let message = error_message(&body, "method_not_allowed");
+        assert!(message.contains(path) && message.contains(method.as_str()), "{message}");
     }
 }
 

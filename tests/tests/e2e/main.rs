@@ -4,5 +4,6 @@
 
 mod cluster;
 mod dashboard;
+mod demo;
 mod faults;
 mod lifecycle;

@@ -145,6 +145,10 @@ impl Config {
         if c.storage.state_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("storage.state_dir must not be empty".into()));
         }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
+            let why = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+            return Err(ConfigError::Invalid(format!("log.level {:?}: {why}", c.log.level)));
+        }
         Ok(c)
     }
 
@@ -192,6 +196,7 @@ mod tests {
             ("backoff_max_secs = 30", "backoff_max_secs = 0", "backoff_max_secs"),
             ("[audio]", "[audio]\nvolume = 3", "volume"),
             ("output = \"default\"", "output = \" \"", "audio.output"),
+            ("level = \"info\"", "level = \"[[[\"", "log.level"),
         ] {
             let text = DEFAULT_CONFIG.replace(from, to);
             assert_ne!(text, DEFAULT_CONFIG);

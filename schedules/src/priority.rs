@@ -1,0 +1,106 @@
+//! Priorities and the one rule that decides preemption.
+//!
+//! Emergency > live paging > scheduled notices > background. A higher level
+//! interrupts a lower one at once; at equal levels the first comes first and
+//! the newcomer is refused; a lower level waits until the higher one ends.
+
+use std::fmt;
+
+/// How important a broadcast is. Ordered: a greater value wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// Background audio (music between notices).
+    Background,
+    /// A scheduled notice from the timetable.
+    Scheduled,
+    /// A live page from an operator.
+    Paging,
+    /// An emergency broadcast.
+    Emergency,
+}
+
+impl Priority {
+    /// Every priority, lowest first.
+    pub const ALL: [Priority; 4] = [Priority::Background, Priority::Scheduled, Priority::Paging, Priority::Emergency];
+
+    /// The stable lowercase name used in configuration and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Background => "background",
+            Priority::Scheduled => "scheduled",
+            Priority::Paging => "paging",
+            Priority::Emergency => "emergency",
+        }
+    }
+
+    /// Parses [`Priority::as_str`].
+    pub fn parse(s: &str) -> Option<Priority> {
+        Priority::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happens when a broadcast of one priority arrives while another is
+/// on the air in the same village.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arbitration {
+    /// The newcomer interrupts what is playing.
+    Preempt,
+    /// Same level: the one on the air keeps it; the newcomer is refused.
+    RefuseEqual,
+    /// The newcomer is lower: it waits until the air is free.
+    Wait,
+}
+
+/// Decides between the broadcast on the air and a newcomer.
+pub fn arbitrate(on_air: Priority, newcomer: Priority) -> Arbitration {
+    match newcomer.cmp(&on_air) {
+        std::cmp::Ordering::Greater => Arbitration::Preempt,
+        std::cmp::Ordering::Equal => Arbitration::RefuseEqual,
+        std::cmp::Ordering::Less => Arbitration::Wait,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Arbitration::*;
+    use super::Priority::*;
+    use super::*;
+
+    fn check(on_air: Priority, newcomer: Priority, expected: Arbitration) {
+        assert_eq!(arbitrate(on_air, newcomer), expected, "{newcomer} arriving during {on_air}");
+    }
+
+    #[test]
+    fn arbitration_table() {
+        check(Scheduled, Emergency, Preempt);
+        check(Paging, Emergency, Preempt);
+        check(Background, Scheduled, Preempt);
+        check(Scheduled, Paging, Preempt);
+        check(Emergency, Emergency, RefuseEqual);
+        check(Paging, Paging, RefuseEqual);
+        check(Emergency, Paging, Wait);
+        check(Emergency, Scheduled, Wait);
+        check(Paging, Background, Wait);
+    }
+
+    #[test]
+    fn emergency_is_never_kept_waiting() {
+        for p in Priority::ALL {
+            assert_ne!(arbitrate(p, Emergency), Wait, "emergency waits for {p}");
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for p in Priority::ALL {
+            assert_eq!(Priority::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(Priority::parse("urgent"), None);
+    }
+}

@@ -23,6 +23,7 @@ use dalaba_protocol::{MAX_CONTROL_FRAME, PROTOCOL_VERSION, is_supported, parse_b
 use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::api::{ApiError, AppState, secret_hash};
+use crate::presence::Kick;
 
 /// How long a new link may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,6 +42,8 @@ mod close {
     pub const SUPERSEDED: u16 = 4000;
     /// The agent fell silent for the heartbeat timeout.
     pub const SILENT: u16 = 4001;
+    /// The agent was removed by an operator.
+    pub const REMOVED: u16 = 4002;
 }
 
 /// `GET /api/v1/link`: authenticates the agent and upgrades to WebSocket.
@@ -158,8 +161,13 @@ async fn run(st: AppState, agent_id: String, peer: SocketAddr, mut socket: WebSo
     while reason.is_none() {
         tokio::select! {
             kicked = &mut reg.kicked => {
-                let why = kicked.unwrap_or_else(|_| "superseded".into());
-                close_with(&mut socket, close::SUPERSEDED, &why).await;
+                let (code, why) = match kicked {
+                    Ok(kick @ Kick::Superseded { .. }) => (close::SUPERSEDED, kick.to_string()),
+                    Ok(kick @ Kick::Removed) => (close::REMOVED, kick.to_string()),
+                    // The registry dropped us without a word: only on shutdown.
+                    Err(_) => (close::SUPERSEDED, "closed by the controller".to_string()),
+                };
+                close_with(&mut socket, code, &why).await;
                 reason = Some(why);
             }
             _ = sleep_until(deadline) => {

@@ -28,7 +28,28 @@ struct Live {
     last_seen_ms: i64,
     hello: Hello,
     status: Option<AgentStatus>,
-    kick: Option<oneshot::Sender<String>>,
+    kick: Option<oneshot::Sender<Kick>>,
+}
+
+/// Why the registry tells a live link to close.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kick {
+    /// A newer link of the same agent replaced it.
+    Superseded {
+        /// The newer link's peer.
+        by: SocketAddr,
+    },
+    /// The agent was removed from the directory.
+    Removed,
+}
+
+impl std::fmt::Display for Kick {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kick::Superseded { by } => write!(f, "superseded by a newer connection from {by}"),
+            Kick::Removed => f.write_str("this agent was removed by an operator"),
+        }
+    }
 }
 
 /// A copy of one online agent's live state, for the API.
@@ -66,9 +87,9 @@ pub struct Presence {
 pub struct Registered {
     /// This link's connection id.
     pub conn_id: u64,
-    /// Resolves when a newer link for the same agent replaces this one; the
-    /// string says why.
-    pub kicked: oneshot::Receiver<String>,
+    /// Resolves when this link must close: a newer link for the same agent
+    /// replaced it, or the agent was removed.
+    pub kicked: oneshot::Receiver<Kick>,
     /// The older link that this one replaced, if any: its peer address.
     pub replaced: Option<SocketAddr>,
 }
@@ -114,7 +135,7 @@ impl Presence {
         let replaced = old.map(|mut old| {
             if let Some(kick) = old.kick.take() {
                 // The older link may already be gone; then nobody listens.
-                let _ = kick.send(format!("superseded by a newer connection from {peer}"));
+                let _ = kick.send(Kick::Superseded { by: peer });
             }
             old.peer
         });
@@ -164,6 +185,16 @@ impl Presence {
             self.notify(agent_id);
         }
         removed
+    }
+
+    /// Tells an agent's live link, if any, to close. Returns whether there
+    /// was one.
+    pub fn kick(&self, agent_id: &str, why: Kick) -> bool {
+        let kick = self.lock().get_mut(agent_id).and_then(|l| l.kick.take());
+        match kick {
+            Some(k) => k.send(why).is_ok(),
+            None => false,
+        }
     }
 
     /// A copy of one agent's live state, if it is online.
@@ -218,12 +249,22 @@ mod tests {
         let second = p.connect("a", addr(2), hello(), 20);
         assert_eq!(second.replaced, Some(addr(1)));
         let why = first.kicked.try_recv().expect("older link told to close");
-        assert!(why.contains("127.0.0.1:2"), "{why}");
+        assert_eq!(why, Kick::Superseded { by: addr(2) });
+        assert!(why.to_string().contains("127.0.0.1:2"), "{why}");
         // The older link's disconnect must not take the newer one offline.
         assert!(!p.disconnect("a", first.conn_id));
         assert_eq!(p.online_count(), 1);
         assert!(p.disconnect("a", second.conn_id));
         assert_eq!(p.online_count(), 0);
+    }
+
+    #[test]
+    fn kick_closes_the_live_link() {
+        let p = Presence::new();
+        let mut r = p.connect("a", addr(1), hello(), 10);
+        assert!(p.kick("a", Kick::Removed));
+        assert_eq!(r.kicked.try_recv().expect("told"), Kick::Removed);
+        assert!(!p.kick("b", Kick::Removed));
     }
 
     #[test]

@@ -121,7 +121,8 @@ pub async fn remove(
     let Path(id) = id?;
     let lookup = id.clone();
     st.db(move |s| s.delete_agent(&lookup)).await?;
-    tracing::info!(agent = %id, "agent removed");
+    let was_online = st.presence.kick(&id, crate::presence::Kick::Removed);
+    tracing::info!(agent = %id, was_online, "agent removed");
     Ok(StatusCode::NO_CONTENT)
 }
 

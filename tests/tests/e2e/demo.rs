@@ -28,6 +28,15 @@ async fn wait_all_online(api: &Api) -> serde_json::Value {
     .expect("demo online")
 }
 
+/// Every agent id, sorted.
+async fn agent_ids(api: &Api) -> Vec<String> {
+    let list = api.get("/api/v1/agents").await.expect("agents").json();
+    let mut ids: Vec<String> =
+        list.as_array().expect("array").iter().map(|a| a["id"].as_str().expect("id").to_string()).collect();
+    ids.sort();
+    ids
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_county_comes_online_and_a_second_run_reuses_it() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -40,37 +49,25 @@ async fn demo_county_comes_online_and_a_second_run_reuses_it() {
     eprintln!("212 villages online {:?} after start", started.elapsed());
     assert_eq!(d["villages"], 212);
     assert_eq!(d["townships"].as_array().expect("townships").len(), 14);
-    let agents: Vec<String> = api
-        .get("/api/v1/agents")
-        .await
-        .expect("agents")
-        .json()
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|a| a["id"].as_str().expect("id").to_string())
-        .collect();
+    let agents = agent_ids(&api).await;
     assert_eq!(agents.len(), 212);
 
     // SIGKILL the demo: its simulated villages stop with it.
     first.kill().await;
-    let _ = api.get("/").await; // nothing is listening any more
+    let fleet = data.join("fleet").join("fleet.json");
+    wait_for("the simulated villages to stop", Duration::from_secs(10), || async {
+        let running = std::process::Command::new("pgrep")
+            .args(["-f", fleet.to_str().expect("utf-8")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(true);
+        (!running).then_some(())
+    })
+    .await
+    .expect("the fleet dies with the demo");
     // Second run on the same data directory: the same agents come back,
     // nothing is enrolled twice.
     let (_second, api) = demo_run(&data, port).await;
     wait_all_online(&api).await;
-    let mut again: Vec<String> = api
-        .get("/api/v1/agents")
-        .await
-        .expect("agents")
-        .json()
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|a| a["id"].as_str().expect("id").to_string())
-        .collect();
-    let mut before = agents;
-    before.sort();
-    again.sort();
-    assert_eq!(before, again, "the same 212 agents");
+    assert_eq!(agents, agent_ids(&api).await, "the same 212 agents");
 }

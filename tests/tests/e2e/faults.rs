@@ -152,6 +152,20 @@ async fn wrong_secret_and_second_connection() {
     assert_eq!(c.online_count().await, 1);
     second.send(Message::Text(r#"{"type":"heartbeat","seq":1,"sent_at_ms":1}"#.into())).await.expect("newer alive");
     assert!(c.controller().printed("second connection for agent"), "logged");
+
+    // Removing the agent closes its live link, and its secret stops working.
+    let r = c
+        .api
+        .call("DELETE", &format!("/api/v1/agents/{}", id.agent_id), None, "application/json")
+        .await
+        .expect("delete");
+    assert_eq!(r.status, 204, "{}", r.text());
+    let (code, reason, _) = until_closed(&mut second).await;
+    assert_eq!(code, 4002, "{reason}");
+    match raw_link(&c, &id).await {
+        Err(NetError::Http { status: 401, message }) => assert!(message.contains("unknown agent"), "{message}"),
+        other => panic!("expected 401, got {:?}", other.map(|_| ())),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -240,6 +240,18 @@ pub async fn enrol(
     }))
 }
 
+/// `GET /controller`: what a technician needs to enrol a board safely.
+pub async fn controller_info(State(st): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "protocol_version": dalaba_protocol::PROTOCOL_VERSION,
+        "cert_sha256": st.settings.cert_fingerprint,
+        "signing_key": st.settings.signing_key,
+        "heartbeat_interval_secs": st.settings.heartbeat_interval.as_secs(),
+        "heartbeat_timeout_secs": st.settings.heartbeat_timeout.as_secs(),
+    }))
+}
+
 /// Per-township counts for the dashboard header.
 #[derive(Debug, Serialize)]
 pub struct TownshipCount {

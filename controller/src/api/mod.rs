@@ -92,6 +92,7 @@ pub const MAX_CSV_BYTES: usize = 16 * 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/openapi.json", get(openapi::document))
+        .route("/controller", get(agents::controller_info))
         .route("/regions", get(directory::list).post(directory::create))
         .route("/regions/{id}", get(directory::one).patch(directory::update).delete(directory::remove))
         .route("/directory/export.csv", get(directory::export_csv))

@@ -14,8 +14,9 @@ use crate::harness::{Harness, Payload, call, csv, enrol, enrol_request, error_me
 
 /// Every route `api::router` registers, as (method, path) in OpenAPI's
 /// spelling. Keep in step with `controller/src/api/mod.rs`.
-const ROUTES: [(&str, &str); 17] = [
+const ROUTES: [(&str, &str); 18] = [
     ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/controller"),
     ("get", "/api/v1/regions"),
     ("post", "/api/v1/regions"),
     ("get", "/api/v1/regions/{id}"),
@@ -155,6 +156,16 @@ async fn unknown_api_paths_are_json_404s() {
             assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
         }
     }
+}
+
+#[tokio::test]
+async fn controller_facts_name_the_pins() {
+    let h = Harness::new();
+    let (status, body) = call(&h.app, Method::GET, "/api/v1/controller", Payload::None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["cert_sha256"], h.state.settings.cert_fingerprint.as_str());
+    assert_eq!(body["signing_key"]["public_key"], h.state.settings.signing_key.public_key.as_str());
+    assert_eq!(body["protocol_version"], dalaba_protocol::PROTOCOL_VERSION);
 }
 
 #[tokio::test]

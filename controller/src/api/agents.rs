@@ -151,6 +151,7 @@ pub struct CodeView {
 pub async fn create_code(
     State(st): State<AppState>,
     id: Result<Path<i64>, PathRejection>,
+    headers: axum::http::HeaderMap,
     body: Result<Option<Json<NewCode>>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CodeView>), ApiError> {
     let Path(village_id) = id?;
@@ -166,12 +167,28 @@ pub async fn create_code(
     Ok((
         StatusCode::CREATED,
         Json(CodeView {
-            command: format!("dalaba-agent enrol --controller <controller URL> --code {}", stored.code),
+            command: enrol_command(&st, &headers, &stored.code),
             code: stored.code,
             village_id,
             expires_at: rfc3339(stored.expires_at_ms),
         }),
     ))
+}
+
+/// The command a technician runs, addressed to the controller as the
+/// operator reached it (the `Host` header) and pinned to its certificate.
+fn enrol_command(st: &AppState, headers: &axum::http::HeaderMap, code: &str) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.parse::<axum::http::uri::Authority>().is_ok())
+        .unwrap_or("<controller address>");
+    let fingerprint = &st.settings.cert_fingerprint;
+    if fingerprint.is_empty() {
+        format!("dalaba-agent enrol --controller http://{host} --code {code}")
+    } else {
+        format!("dalaba-agent enrol --controller https://{host} --code {code} --fingerprint {fingerprint}")
+    }
 }
 
 /// `POST /enrol`: redeems a one-time code for a per-agent secret.

@@ -4,7 +4,33 @@
 // with textContent (names come from a CSV import and may contain markup).
 // Counts are computed here from /regions and /agents so they always agree
 // with the live updates from the event stream.
+//
+// Stable hooks (tests and operators' scripts rely on them; keep them):
+//   body[data-ready="true"]             first load done
+//   #live[data-connected]               event stream state
+//   #count-villages, #count-online, #count-offline, #count-none
+//   [data-village-code="<12 digits>"]   a village card (role="button",
+//                                       focusable); data-status is
+//                                       online | offline | none
+//   #village-panel                      the village panel: hidden when
+//                                       closed, data-village-code when open
+//   #village-panel [data-agent-id]      an agent row, data-online true|false
+//   [data-remove-agent="<id>"]          its remove button (asks first;
+//                                       #confirm-ok confirms)
+//   #create-code, #enrol-code, #enrol-command
+//   window.__errors                     script errors seen on the page
 'use strict';
+
+// Records uncaught errors so that a test (or an operator with the console
+// closed) can see them; it only records.
+window.__errors = window.__errors || [];
+window.addEventListener('error', (ev) => {
+  window.__errors.push(String((ev && (ev.message || ev.error)) || 'error'));
+});
+window.addEventListener('unhandledrejection', (ev) => {
+  const r = ev && ev.reason;
+  window.__errors.push(`unhandled rejection: ${String((r && r.message) || r)}`);
+});
 
 (() => {
   const API = '/api/v1';
@@ -86,6 +112,54 @@
       clearTownship: '显示全部乡镇',
       noTownship: '未归属乡镇',
       tags: { 'flood-risk': '防汛重点', hill: '山区' },
+      close: '关闭',
+      township: '乡镇',
+      coords: '坐标',
+      coordsValue: (lat, lon) => `纬度 ${lat}，经度 ${lon}`,
+      tagsLabel: '标签',
+      agentsHeading: (n) => `终端（${n}）`,
+      noAgentsYet: '本村尚未接入终端。',
+      f_id: '终端编号',
+      f_version: '版本',
+      f_since: '本次连接',
+      f_seen: '最近联系',
+      f_peer: '地址',
+      f_hw: '硬件',
+      f_audio: '音频输出',
+      f_driver: '功放驱动',
+      f_offset: '时钟偏差',
+      f_disk: '磁盘剩余',
+      f_cache: '缓存',
+      f_amp: '功放',
+      f_playing: '正在播放',
+      timeAndAgo: (abs, rel) => `${abs} · ${rel}`,
+      offsetWarn: '与控制器时钟相差超过 1 秒，定时广播可能不准',
+      noStatusYet: '尚未收到状态报告。',
+      offlineNoStatus: '离线：没有实时状态。',
+      removeAgent: '移除终端',
+      removeTitle: '移除终端？',
+      removeText: (name, id) => `确定移除终端“${name}”（${id}）吗？它的密钥立即失效，连接会被断开；要再接入，需要新的接入码。`,
+      cancel: '取消',
+      removing: '正在移除…',
+      removeFailed: (msg) => `移除失败：${msg}`,
+      enrolHeading: '接入新终端',
+      enrolNote: '接入码只能使用一次，过期作废。',
+      createCode: '生成接入码',
+      creatingCode: '正在生成…',
+      createFailed: (msg) => `生成接入码失败：${msg}`,
+      codeLabel: '接入码',
+      expiresAt: (abs, left) => `有效期至 ${abs}，还剩 ${left}`,
+      expiredAt: (abs) => `已于 ${abs} 过期，请重新生成`,
+      lessThanMinute: '不到 1 分钟',
+      nMinutes: (n) => `${n} 分钟`,
+      nHours: (n) => `${n} 小时`,
+      nDays: (n) => `${n} 天`,
+      commandLabel: '技术员在树莓派上运行：',
+      thenRun: '接入成功后启动终端：',
+      copy: '复制命令',
+      copied: '已复制到剪贴板',
+      copySelect: '已选中命令，请按 Ctrl+C 复制',
+      newAgent: (name, st) => `本村已接入新终端：${name}（${st}）`,
     },
     en: {
       htmlLang: 'en',
@@ -150,12 +224,60 @@
       listSep: ', ',
       noAgentTitle: 'No agent enrolled yet',
       twAria: (name, v, on, off, none) => `${name}: ${v} villages, ${on} online, ${off} offline, ${none} without agent`,
-      twSummary: (v) => `${v} villages`,
+      twSummary: (v) => `${v} ${v === 1 ? 'village' : 'villages'}`,
       legendTotal: '/total',
       onlyTownship: (name) => `Only ${name} ✕`,
       clearTownship: 'Show all townships',
       noTownship: 'No township',
       tags: { 'flood-risk': 'flood risk', hill: 'hill' },
+      close: 'Close',
+      township: 'Township',
+      coords: 'Coordinates',
+      coordsValue: (lat, lon) => `lat ${lat}, lon ${lon}`,
+      tagsLabel: 'Tags',
+      agentsHeading: (n) => `Agents (${n})`,
+      noAgentsYet: 'No agent enrolled in this village yet.',
+      f_id: 'Agent id',
+      f_version: 'Version',
+      f_since: 'Connected since',
+      f_seen: 'Last seen',
+      f_peer: 'Address',
+      f_hw: 'Hardware',
+      f_audio: 'Audio output',
+      f_driver: 'Amplifier driver',
+      f_offset: 'Clock offset',
+      f_disk: 'Disk free',
+      f_cache: 'Cache',
+      f_amp: 'Amplifier',
+      f_playing: 'Now playing',
+      timeAndAgo: (abs, rel) => `${abs} · ${rel}`,
+      offsetWarn: 'More than 1 s off the controller clock: scheduled broadcasts may be late or early',
+      noStatusYet: 'No status report yet.',
+      offlineNoStatus: 'Offline: no live status.',
+      removeAgent: 'Remove agent',
+      removeTitle: 'Remove this agent?',
+      removeText: (name, id) => `Remove agent “${name}” (${id})? Its secret stops working at once and its link is closed; enrolling it again needs a new code.`,
+      cancel: 'Cancel',
+      removing: 'Removing…',
+      removeFailed: (msg) => `Could not remove the agent: ${msg}`,
+      enrolHeading: 'Enrol a new board',
+      enrolNote: 'A code works once, then expires.',
+      createCode: 'Create enrolment code',
+      creatingCode: 'Creating…',
+      createFailed: (msg) => `Could not create a code: ${msg}`,
+      codeLabel: 'Enrolment code',
+      expiresAt: (abs, left) => `Valid until ${abs}, ${left} left`,
+      expiredAt: (abs) => `Expired at ${abs}: create a new one`,
+      lessThanMinute: 'less than 1 min',
+      nMinutes: (n) => `${n} min`,
+      nHours: (n) => `${n} h`,
+      nDays: (n) => `${n} d`,
+      commandLabel: 'The technician runs on the board:',
+      thenRun: 'Once enrolled, start the agent:',
+      copy: 'Copy command',
+      copied: 'Copied to the clipboard',
+      copySelect: 'Command selected: press Ctrl+C to copy',
+      newAgent: (name, st) => `A new agent joined this village: ${name} (${st})`,
     },
   };
 
@@ -364,6 +486,7 @@
       const caret = el('span', 'caret');
       caret.setAttribute('aria-hidden', 'true');
       const name = el('span', 'tw-title', townshipName(tw));
+      name.id = `${sectionId}-title`;
       const summary = el('span', 'tw-sum');
       const sOn = el('span', 'n n-online');
       const sOff = el('span', 'n n-offline');
@@ -372,9 +495,11 @@
       summary.append(sTotal, sOn, sOff, sNone);
       toggle.append(caret, name, summary);
       h3.append(toggle);
-      const body = el('ul', 'villages');
+      const body = el('div', 'villages');
       body.id = `${sectionId}-body`;
-      const empty = el('li', 'empty-note', t('emptyTownship'));
+      body.setAttribute('role', 'group');
+      body.setAttribute('aria-labelledby', `${sectionId}-title`);
+      const empty = el('p', 'empty-note', t('emptyTownship'));
       empty.hidden = tw.villages.length > 0;
       body.append(empty);
       for (const v of tw.villages) body.append(buildCard(v));
@@ -426,16 +551,24 @@
     list.replaceChildren(...chips);
     setText($('county-name'), state.countyName || '');
     state.built = true;
+    // The open village may have left the directory.
+    if (panel.villageId !== null && !state.cards.has(panel.villageId)) closePanel(false);
     for (const v of state.villages) paintCard(v.id, false);
     paintCounts();
     applyFilters();
   }
 
   function buildCard(v) {
-    const li = el('li', 'village');
+    // A card is a button: it opens the village panel.
+    const li = el('div', 'village');
     li.dataset.villageCode = String(v.code);
     li.dataset.status = 'none';
     li.dataset.villageId = String(v.id);
+    li.setAttribute('role', 'button');
+    li.tabIndex = 0;
+    li.setAttribute('aria-haspopup', 'dialog');
+    li.setAttribute('aria-controls', 'village-panel');
+    if (panel.villageId === v.id) li.dataset.selected = 'true';
 
     const head = el('div', 'v-head');
     const name = el('span', 'v-name', v.name);
@@ -493,6 +626,7 @@
     const sig = JSON.stringify([info.status, info.agents, info.lastSeen, info.connectedSince, info.amp, info.title, info.since]);
     const prev = state.info.get(villageId);
     state.info.set(villageId, info);
+    if (panel.villageId === villageId) paintPanel();
     if (c.sig === sig) return;
     c.sig = sig;
 
@@ -550,6 +684,7 @@
       const info = state.info.get(id);
       if (info) paintSeen(c, info);
     }
+    if (panel.villageId !== null) paintPanel();
   }
 
   function countsOf(villages) {
@@ -744,6 +879,550 @@
     if (unknown) requestLoad(true);
   }
 
+  // ---- Village panel -----------------------------------------------------
+  //
+  // One village at a time: its facts, its agents (from state.agents, so the
+  // event stream keeps them live), removing an agent, and enrolment codes.
+
+  const panel = {
+    villageId: null,
+    opener: null, // the card to give focus back to
+    rows: new Map(), // agent id -> row elements
+    lang: null,
+  };
+  // Enrolment codes created on this page, by village id: kept while they
+  // are valid, so closing the panel by mistake does not lose the code.
+  const codes = new Map();
+  let controllerInfo = null;
+
+  const STATE_DIR = '/var/lib/dalaba-agent';
+  const OFFSET_WARN_MS = 1000;
+
+  function shellWord(s) {
+    const v = String(s);
+    return /^[A-Za-z0-9@%+=:,./_-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
+  }
+
+  // The command the technician runs, for this controller's address.
+  function enrolCommand(code, fingerprint) {
+    const words = ['dalaba-agent', '--state-dir', STATE_DIR, 'enrol', '--controller', location.origin, '--code', code];
+    if (fingerprint) words.push('--fingerprint', fingerprint);
+    return words.map(shellWord).join(' ');
+  }
+
+  function formatBytes(n) {
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) return '—';
+    const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+    let v = n;
+    let i = 0;
+    while (v >= 1000 && i < units.length - 1) {
+      v /= 1000;
+      i += 1;
+    }
+    const shown = i === 0 ? String(v) : v < 100 ? v.toFixed(1) : String(Math.round(v));
+    return `${shown} ${units[i]}`;
+  }
+
+  function formatOffset(ms) {
+    const sign = ms > 0 ? '+' : ms < 0 ? '−' : '';
+    return `${sign}${Math.abs(ms).toLocaleString('en-US')} ms`;
+  }
+
+  function durationText(ms) {
+    const min = Math.floor(ms / 60000);
+    if (min < 1) return t('lessThanMinute');
+    if (min < 60) return t('nMinutes', min);
+    const hours = Math.floor(min / 60);
+    if (hours < 48) return t('nHours', hours);
+    return t('nDays', Math.floor(hours / 24));
+  }
+
+  function timeAndAgo(ms) {
+    return t('timeAndAgo', absTime(ms), relTime(ms));
+  }
+
+  function str(v) {
+    return v === null || v === undefined || v === '' ? '—' : String(v);
+  }
+
+  function villageAgents(villageId) {
+    const ids = state.agentsByVillage.get(villageId);
+    const list = ids ? [...ids].map((id) => state.agents.get(id)).filter(Boolean) : [];
+    // A stable order: online first, then by enrolment.
+    return list.sort(
+      (a, b) =>
+        Number(b.online === true) - Number(a.online === true) ||
+        String(a.enrolled_at || '').localeCompare(String(b.enrolled_at || '')) ||
+        a.id.localeCompare(b.id),
+    );
+  }
+
+  function openPanel(villageId, opener) {
+    const v = state.regions.get(villageId);
+    if (!v) return;
+    const switching = panel.villageId !== villageId;
+    if (panel.villageId !== null && switching) markCard(panel.villageId, false);
+    panel.villageId = villageId;
+    panel.opener = opener || null;
+    const node = $('village-panel');
+    node.dataset.villageCode = String(v.code);
+    if (switching) {
+      panel.rows.clear();
+      $('vp-agents').replaceChildren();
+      setText($('enrol-error'), '');
+      $('enrol-error').hidden = true;
+      setText($('copy-status'), '');
+    }
+    markCard(villageId, true);
+    document.body.classList.add('panel-open');
+    node.hidden = false;
+    paintPanel();
+    $('vp-name').focus({ preventScroll: true });
+    const c = state.cards.get(villageId);
+    if (c) c.li.scrollIntoView({ block: 'nearest' });
+  }
+
+  function closePanel(restoreFocus) {
+    if (panel.villageId === null) return;
+    markCard(panel.villageId, false);
+    // The card may have been rebuilt since (a directory reload).
+    const card = state.cards.get(panel.villageId);
+    const opener = panel.opener && panel.opener.isConnected ? panel.opener : card ? card.li : null;
+    panel.villageId = null;
+    panel.opener = null;
+    panel.rows.clear();
+    $('vp-agents').replaceChildren();
+    const node = $('village-panel');
+    node.hidden = true;
+    delete node.dataset.villageCode;
+    document.body.classList.remove('panel-open');
+    if (restoreFocus && opener && opener.isConnected) opener.focus({ preventScroll: true });
+  }
+
+  function markCard(villageId, on) {
+    const c = state.cards.get(villageId);
+    if (!c) return;
+    if (on) c.li.dataset.selected = 'true';
+    else delete c.li.dataset.selected;
+  }
+
+  // Paints everything in the panel from the current state.
+  function paintPanel() {
+    const vid = panel.villageId;
+    if (vid === null) return;
+    const v = state.regions.get(vid);
+    if (!v) {
+      closePanel(false);
+      return;
+    }
+    if (panel.lang !== state.lang) {
+      // Labels of the agent rows are built once per language.
+      panel.lang = state.lang;
+      panel.rows.clear();
+      $('vp-agents').replaceChildren();
+    }
+    const node = $('village-panel');
+    node.dataset.villageCode = String(v.code);
+    setText($('vp-name'), v.name);
+    const info = state.info.get(vid) || computeInfo(vid);
+    const badge = $('vp-badge');
+    badge.className = `badge b-${info.status}`;
+    setText(badge, t(info.status));
+    setText($('vp-code'), v.code);
+    const parent = v.parent_id !== null && v.parent_id !== undefined ? state.regions.get(v.parent_id) : null;
+    setText($('vp-township'), parent ? parent.name : t('noTownship'));
+    const hasCoords = Number.isFinite(v.latitude) && Number.isFinite(v.longitude);
+    setText($('vp-coords'), hasCoords ? t('coordsValue', v.latitude, v.longitude) : '—');
+    const tags = Array.isArray(v.tags) ? v.tags.map(String) : [];
+    const tagBox = $('vp-tags');
+    const tagSig = JSON.stringify([state.lang, tags]);
+    if (tagBox.dataset.sig !== tagSig) {
+      tagBox.dataset.sig = tagSig;
+      if (tags.length === 0) {
+        tagBox.replaceChildren(document.createTextNode('—'));
+      } else {
+        tagBox.replaceChildren(
+          ...tags.map((tag) => {
+            const chip = el('span', 'tag', tagLabel(tag));
+            chip.dataset.tag = tag;
+            chip.title = tag;
+            return chip;
+          }),
+        );
+      }
+    }
+    paintPanelAgents();
+    paintEnrol();
+  }
+
+  const FIELDS = [
+    ['since', true],
+    ['seen', true],
+    ['version', false],
+    ['peer', false],
+    ['hw', true],
+    ['audio', false],
+    ['driver', false],
+    ['offset', false],
+    ['disk', false],
+    ['cache', false],
+    ['amp', false],
+    ['playing', true],
+  ];
+
+  function buildAgentRow(id) {
+    const li = el('li', 'agent');
+    li.dataset.agentId = id;
+    const head = el('div', 'ag-head');
+    const host = el('span', 'ag-host');
+    const idVal = el('span', 'ag-id mono', id);
+    idVal.title = t('f_id');
+    const badge = el('span', 'badge');
+    const remove = el('button', 'danger-plain', t('removeAgent'));
+    remove.type = 'button';
+    remove.dataset.removeAgent = id;
+    head.append(host, idVal, badge, remove);
+    const dl = el('dl', 'ag-grid');
+    const fields = {};
+    for (const [key, wide] of FIELDS) {
+      const f = el('div', wide ? 'f wide' : 'f');
+      f.dataset.field = key;
+      const dt = el('dt', null, t(`f_${key}`));
+      const dd = el('dd');
+      f.append(dt, dd);
+      dl.append(f);
+      fields[key] = { f, dd };
+    }
+    const note = el('p', 'ag-note');
+    li.append(head, dl, note);
+    return { li, host, badge, fields, note, remove };
+  }
+
+  function setField(r, key, text, show) {
+    const { f, dd } = r.fields[key];
+    if (f.hidden === show) f.hidden = !show;
+    setText(dd, text);
+  }
+
+  function paintAgentRow(r, a) {
+    const online = a.online === true;
+    r.li.dataset.online = String(online);
+    setText(r.host, str(a.hostname || a.id));
+    r.badge.className = `badge b-${online ? 'online' : 'offline'}`;
+    setText(r.badge, t(online ? 'online' : 'offline'));
+    setAttr(r.remove, 'aria-label', `${t('removeAgent')}: ${a.hostname || a.id}`);
+
+    const since = online ? parseTime(a.connected_since) : null;
+    setField(r, 'since', since === null ? '—' : timeAndAgo(since), online);
+    const seen = parseTime(a.last_seen);
+    // Online, "last seen" is now: shown only for an agent that is away.
+    setField(r, 'seen', seen === null ? t('never') : timeAndAgo(seen), !online);
+    setField(r, 'version', str(a.agent_version), true);
+    setField(r, 'peer', str(a.peer), online);
+    const hw = a.hardware && typeof a.hardware === 'object' ? a.hardware : {};
+    const board = [hw.model, hw.arch, hw.os].filter((x) => typeof x === 'string' && x !== '');
+    setField(r, 'hw', board.length ? board.join(' · ') : '—', true);
+    setField(r, 'audio', str(hw.audio_output), true);
+    setField(r, 'driver', str(hw.amplifier_driver), true);
+
+    const st = online && a.status && typeof a.status === 'object' ? a.status : null;
+    const offset = st && Number.isFinite(st.clock_offset_ms) ? st.clock_offset_ms : null;
+    setField(r, 'offset', offset === null ? '—' : formatOffset(offset), st !== null);
+    const warn = offset !== null && Math.abs(offset) > OFFSET_WARN_MS;
+    const offsetDd = r.fields.offset.dd;
+    offsetDd.classList.toggle('warn', warn);
+    setAttr(offsetDd, 'title', warn ? t('offsetWarn') : null);
+    setAttr(r.fields.offset.f, 'data-warn', warn ? 'true' : null);
+    setField(r, 'disk', st ? formatBytes(st.disk_free_bytes) : '—', st !== null);
+    setField(r, 'cache', st ? formatBytes(st.cache_bytes) : '—', st !== null);
+    const amp = st && AMP_STATES.has(st.amplifier) ? st.amplifier : 'unknown';
+    setField(r, 'amp', t(`amp_${amp}`), st !== null);
+    r.fields.amp.dd.dataset.amp = amp;
+    const np = st && st.now_playing && typeof st.now_playing === 'object' ? st.now_playing : null;
+    let playing = t('nothingPlaying');
+    if (np && np.title) {
+      playing = Number.isFinite(np.since_ms) ? `${np.title} — ${t('playingSince', absTime(np.since_ms))}` : String(np.title);
+    }
+    setField(r, 'playing', playing, st !== null);
+
+    const note = st ? '' : online ? t('noStatusYet') : t('offlineNoStatus');
+    setText(r.note, note);
+    r.note.hidden = note === '';
+  }
+
+  function paintPanelAgents() {
+    const vid = panel.villageId;
+    const agents = villageAgents(vid);
+    setText($('vp-agents-h'), t('agentsHeading', agents.length));
+    $('vp-no-agents').hidden = agents.length > 0;
+    const list = $('vp-agents');
+    const keep = new Set(agents.map((a) => a.id));
+    for (const [id, r] of panel.rows) {
+      if (!keep.has(id)) {
+        r.li.remove();
+        panel.rows.delete(id);
+      }
+    }
+    agents.forEach((a, i) => {
+      let r = panel.rows.get(a.id);
+      if (!r) {
+        r = buildAgentRow(a.id);
+        panel.rows.set(a.id, r);
+      }
+      paintAgentRow(r, a);
+      // Move only what is out of place, so a focused button keeps focus.
+      if (list.children[i] !== r.li) list.insertBefore(r.li, list.children[i] || null);
+    });
+  }
+
+  function paintEnrol() {
+    const vid = panel.villageId;
+    const entry = codes.get(vid);
+    setText($('create-code'), t('createCode'));
+    const result = $('enrol-result');
+    if (!entry) {
+      result.hidden = true;
+      setText($('enrol-code'), '');
+      setText($('enrol-command'), '');
+      return;
+    }
+    result.hidden = false;
+    setText($('enrol-code'), entry.code);
+    setText($('enrol-command'), entry.command);
+    setText($('run-command'), `dalaba-agent --state-dir ${STATE_DIR} run`);
+    const left = entry.expiresAt === null ? null : entry.expiresAt - Date.now();
+    const expired = left !== null && left <= 0;
+    result.dataset.expired = String(expired);
+    let expiry = '';
+    if (entry.expiresAt !== null) {
+      expiry = expired ? t('expiredAt', absTime(entry.expiresAt)) : t('expiresAt', absTime(entry.expiresAt), durationText(left));
+    }
+    setText($('enrol-expiry'), expiry);
+    // Agents that were not there when the code was made.
+    const fresh = villageAgents(vid).filter((a) => !entry.before.has(a.id));
+    const joined = $('enrol-joined');
+    if (fresh.length) {
+      const a = fresh[0];
+      setText(joined, t('newAgent', a.hostname || a.id, t(a.online ? 'online' : 'offline')));
+      joined.dataset.online = String(a.online === true);
+      joined.hidden = false;
+    } else {
+      joined.hidden = true;
+      setText(joined, '');
+    }
+  }
+
+  function apiMessage(res) {
+    const body = res.data;
+    if (body && typeof body === 'object' && (body.message || body.error)) return String(body.message || body.error);
+    return `HTTP ${res.status}`;
+  }
+
+  function loadErrorText(e) {
+    if (e instanceof LoadError) {
+      if (e.kind === 'timeout') return t('errTimeout');
+      if (e.kind === 'parse') return t('errParse');
+      if (e.kind === 'http') return e.detail || `HTTP ${e.status}`;
+      return t('errNetwork');
+    }
+    return String((e && e.message) || e);
+  }
+
+  async function createCode() {
+    const vid = panel.villageId;
+    if (vid === null) return;
+    const button = $('create-code');
+    const error = $('enrol-error');
+    button.disabled = true;
+    setText(button, t('creatingCode'));
+    error.hidden = true;
+    try {
+      if (!controllerInfo) {
+        const info = await getJSON('/controller');
+        if (!info || typeof info !== 'object') throw new LoadError('parse');
+        controllerInfo = info;
+      }
+      const fingerprint = typeof controllerInfo.cert_sha256 === 'string' ? controllerInfo.cert_sha256 : '';
+      const before = new Set(state.agentsByVillage.get(vid) || []);
+      const res = await sendJSON('POST', `/villages/${encodeURIComponent(vid)}/enrolment-codes`, {});
+      if (res.status !== 201) throw new LoadError('http', res.status, apiMessage(res));
+      const body = res.data;
+      if (!body || typeof body.code !== 'string' || body.code === '') throw new LoadError('parse', res.status);
+      codes.set(vid, {
+        code: body.code,
+        expiresAt: parseTime(body.expires_at),
+        command: enrolCommand(body.code, fingerprint),
+        before,
+      });
+      if (panel.villageId === vid) {
+        setText($('copy-status'), '');
+        paintEnrol();
+        $('enrol-result').scrollIntoView({ block: 'nearest' });
+      }
+    } catch (e) {
+      if (!(e instanceof LoadError)) console.error(e);
+      if (panel.villageId === vid) {
+        setText(error, t('createFailed', loadErrorText(e)));
+        error.hidden = false;
+      }
+    } finally {
+      button.disabled = false;
+      if (panel.villageId !== null) paintEnrol();
+    }
+  }
+
+  function selectText(node) {
+    const sel = window.getSelection();
+    if (!sel) return;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    sel.removeAllRanges();
+    sel.addRange(range);
+  }
+
+  async function copyCommand() {
+    const node = $('enrol-command');
+    const text = node.textContent;
+    const status = $('copy-status');
+    if (!text) return;
+    // The async clipboard needs a secure context (HTTPS or localhost).
+    if (window.isSecureContext && navigator.clipboard && navigator.clipboard.writeText) {
+      try {
+        await navigator.clipboard.writeText(text);
+        setText(status, t('copied'));
+        return;
+      } catch (_) {
+        /* fall back to selecting */
+      }
+    }
+    selectText(node);
+    let copied = false;
+    try {
+      copied = document.execCommand('copy');
+    } catch (_) {
+      copied = false;
+    }
+    setText(status, copied ? t('copied') : t('copySelect'));
+  }
+
+  // ---- Removing an agent -------------------------------------------------
+
+  let removing = null; // agent id being asked about
+
+  function askRemove(id) {
+    const a = state.agents.get(id);
+    if (!a) return;
+    const text = t('removeText', a.hostname || a.id, a.id);
+    const dlg = $('confirm-remove');
+    if (typeof dlg.showModal !== 'function') {
+      // eslint-disable-next-line no-alert
+      if (window.confirm(text)) removeAgent(id, null);
+      return;
+    }
+    removing = id;
+    setText($('confirm-title'), t('removeTitle'));
+    setText($('confirm-text'), text);
+    $('confirm-error').hidden = true;
+    setText($('confirm-error'), '');
+    const ok = $('confirm-ok');
+    ok.disabled = false;
+    setText(ok, t('removeAgent'));
+    setText($('confirm-cancel'), t('cancel'));
+    dlg.showModal();
+    $('confirm-cancel').focus();
+  }
+
+  async function removeAgent(id, dlg) {
+    const ok = $('confirm-ok');
+    const error = $('confirm-error');
+    ok.disabled = true;
+    setText(ok, t('removing'));
+    let message = null;
+    try {
+      const res = await sendJSON('DELETE', `/agents/${encodeURIComponent(id)}`);
+      if (res.status !== 204) message = apiMessage(res);
+    } catch (e) {
+      message = loadErrorText(e);
+    }
+    ok.disabled = false;
+    setText(ok, t('removeAgent'));
+    if (message !== null) {
+      if (dlg && dlg.open) {
+        setText(error, t('removeFailed', message));
+        error.hidden = false;
+      } else {
+        const e = $('enrol-error');
+        setText(e, t('removeFailed', message));
+        e.hidden = false;
+      }
+      return;
+    }
+    if (dlg && dlg.open) dlg.close('removed');
+    removing = null;
+    forgetAgent(id);
+    if (panel.villageId !== null) $('vp-name').focus({ preventScroll: true });
+    // The list is the truth; an event may have raced the removal.
+    requestLoad(false);
+  }
+
+  function forgetAgent(id) {
+    const a = state.agents.get(id);
+    if (!a) return;
+    state.agents.delete(id);
+    const set = state.agentsByVillage.get(a.village_id);
+    if (set) set.delete(id);
+    if (state.built) {
+      if (state.cards.has(a.village_id)) paintCard(a.village_id, true);
+      paintCounts();
+    }
+  }
+
+  function initPanel() {
+    const tree = $('tree');
+    const cardOf = (target) => {
+      const card = target && target.closest ? target.closest('.village[data-village-id]') : null;
+      return card && tree.contains(card) ? card : null;
+    };
+    const open = (card) => {
+      const id = Number(card.dataset.villageId);
+      if (Number.isFinite(id)) openPanel(id, card);
+    };
+    tree.addEventListener('click', (ev) => {
+      const card = cardOf(ev.target);
+      if (card) open(card);
+    });
+    tree.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Enter' && ev.key !== ' ') return;
+      const card = cardOf(ev.target);
+      if (!card || ev.target !== card) return;
+      ev.preventDefault();
+      open(card);
+    });
+    $('vp-close').addEventListener('click', () => closePanel(true));
+    document.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Escape' || panel.villageId === null || ev.defaultPrevented) return;
+      if ($('confirm-remove').open) return;
+      // Esc in a filled search box clears the search first.
+      if (ev.target === $('filter-text') && $('filter-text').value !== '') return;
+      ev.preventDefault();
+      closePanel(true);
+    });
+    $('create-code').addEventListener('click', createCode);
+    $('copy-command').addEventListener('click', copyCommand);
+    $('vp-agents').addEventListener('click', (ev) => {
+      const b = ev.target && ev.target.closest ? ev.target.closest('[data-remove-agent]') : null;
+      if (b) askRemove(b.dataset.removeAgent);
+    });
+    const dlg = $('confirm-remove');
+    $('confirm-ok').addEventListener('click', () => {
+      if (removing !== null) removeAgent(removing, dlg);
+    });
+    $('confirm-cancel').addEventListener('click', () => dlg.close('cancel'));
+    dlg.addEventListener('close', () => {
+      removing = null;
+    });
+  }
+
   // ---- Loading -----------------------------------------------------------
 
   class LoadError extends Error {
@@ -781,6 +1460,35 @@
       } catch (_) {
         throw new LoadError('parse', res.status);
       }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // A request whose answer is looked at by status: { status, data }.
+  async function sendJSON(method, path, body) {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
+    const init = { method, headers: { Accept: 'application/json' }, cache: 'no-store', signal: ctl.signal };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    try {
+      let res;
+      try {
+        res = await fetch(API + path, init);
+      } catch (e) {
+        throw new LoadError(e && e.name === 'AbortError' ? 'timeout' : 'network');
+      }
+      let data = null;
+      try {
+        const text = await res.text();
+        if (text) data = JSON.parse(text);
+      } catch (_) {
+        data = null;
+      }
+      return { status: res.status, data };
     } finally {
       clearTimeout(timer);
     }
@@ -1004,6 +1712,7 @@
     for (const v of state.villages) paintCard(v.id, false);
     paintCounts();
     applyFilters();
+    paintPanel();
   }
 
   function toggleLang() {
@@ -1056,6 +1765,7 @@
       for (const tw of state.townships) setCollapsed(tw, true);
     });
 
+    initPanel();
     connectEvents();
     requestLoad(true);
     setInterval(refreshRelativeTimes, RELATIVE_REFRESH_MS);

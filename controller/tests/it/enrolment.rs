@@ -30,7 +30,9 @@ async fn a_code_enrols_one_agent_once() {
     assert!(shape_ok, "`{code}` is not XXXX-XXXX");
     assert_eq!(created["village_id"], tree.villages[0]);
     assert_eq!(created["expires_at"], rfc3339(T0 + CODE_TTL_MINUTES as i64 * 60_000));
-    assert!(created["command"].as_str().is_some_and(|c| c.ends_with(&format!("--code {code}"))), "{created}");
+    let command = created["command"].as_str().expect("a command");
+    let pin = format!("--code {code} --fingerprint {}", h.state.settings.cert_fingerprint);
+    assert!(command.starts_with("dalaba-agent enrol --controller https://") && command.ends_with(&pin), "{command}");
 
     // Technicians type codes by hand: case and surrounding spaces do not matter.
     let typed = format!(" {} ", code.to_ascii_lowercase());

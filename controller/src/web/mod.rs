@@ -1,27 +1,78 @@
 //! The operator pages, embedded in the binary: plain HTML, CSS and
-//! JavaScript, no build step. The pages talk to the JSON API and the event
-//! stream like any other client.
+//! JavaScript modules, no build step. The pages talk to the JSON API and the
+//! event stream like any other client.
+//!
+//! # Layout
+//! `index.html` is served at `/`; everything it loads is in [`ASSETS`],
+//! served at `/assets/{name}`. `main.js` is the entry module and documents
+//! the page's stable hooks; `errors.js` is a classic script that collects
+//! script errors before any module runs.
 
 use axum::Router;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::api::AppState;
 
 const INDEX: &str = include_str!("index.html");
-const APP_JS: &str = include_str!("app.js");
-const STYLE: &str = include_str!("style.css");
+
+const HTML: &str = "text/html; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// One embedded file under `/assets/`.
+struct Asset {
+    /// The file name, the last segment of its URL.
+    name: &'static str,
+    /// Its `Content-Type`.
+    content_type: &'static str,
+    /// The file itself.
+    body: &'static str,
+}
+
+/// Everything `index.html` loads, directly or through module imports.
+const ASSETS: &[Asset] = &[
+    Asset { name: "style.css", content_type: CSS, body: include_str!("style.css") },
+    Asset { name: "errors.js", content_type: JS, body: include_str!("errors.js") },
+    Asset { name: "main.js", content_type: JS, body: include_str!("main.js") },
+    Asset { name: "state.js", content_type: JS, body: include_str!("state.js") },
+    Asset { name: "i18n.js", content_type: JS, body: include_str!("i18n.js") },
+    Asset { name: "format.js", content_type: JS, body: include_str!("format.js") },
+    Asset { name: "api.js", content_type: JS, body: include_str!("api.js") },
+    Asset { name: "model.js", content_type: JS, body: include_str!("model.js") },
+    Asset { name: "tree.js", content_type: JS, body: include_str!("tree.js") },
+    Asset { name: "filters.js", content_type: JS, body: include_str!("filters.js") },
+    Asset { name: "panel.js", content_type: JS, body: include_str!("panel.js") },
+    Asset { name: "enrol.js", content_type: JS, body: include_str!("enrol.js") },
+    Asset { name: "remove.js", content_type: JS, body: include_str!("remove.js") },
+    Asset { name: "sync.js", content_type: JS, body: include_str!("sync.js") },
+];
 
 /// Routes of the embedded pages.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
-        .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
-        .route("/assets/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
+        .route("/", get(|| async { file(HTML, INDEX) }))
+        .route("/assets/{name}", get(|Path(name): Path<String>| async move { asset(&name) }))
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+/// The asset called `name`, or a 404.
+fn asset(name: &str) -> Response {
+    match ASSETS.iter().find(|a| a.name == name) {
+        Some(a) => file(a.content_type, a.body),
+        None => {
+            let mut response = file(TEXT, "no such asset\n");
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            response
+        }
+    }
+}
+
+/// A page or asset: revalidated on every load (the binary may have been
+/// upgraded) and never sniffed as another type.
+fn file(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),
@@ -30,4 +81,69 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
         ],
         body,
     )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every text between `open` and the next `close`, for each occurrence.
+    fn between<'a>(text: &'a str, open: &str, close: char) -> Vec<&'a str> {
+        let mut found = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find(open) {
+            rest = &rest[start + open.len()..];
+            let end = rest.find(close).unwrap_or(rest.len());
+            found.push(&rest[..end]);
+            rest = &rest[end..];
+        }
+        found
+    }
+
+    /// The assets `index.html` names and the modules each script imports,
+    /// as (who refers, name).
+    fn references() -> Vec<(&'static str, &'static str)> {
+        let mut refs: Vec<_> = between(INDEX, "\"/assets/", '"').into_iter().map(|n| ("index.html", n)).collect();
+        for a in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
+            for quote in ['\'', '"'] {
+                for open in [format!("from {quote}./"), format!("import {quote}./")] {
+                    refs.extend(between(a.body, &open, quote).into_iter().map(|n| (a.name, n)));
+                }
+            }
+        }
+        refs
+    }
+
+    #[test]
+    fn every_referenced_asset_is_embedded() {
+        let refs = references();
+        assert!(refs.contains(&("index.html", "main.js")), "index.html loads main.js: {refs:?}");
+        assert!(refs.iter().any(|&(from, _)| from == "main.js"), "main.js imports modules: {refs:?}");
+        let missing: Vec<_> = refs.iter().filter(|(_, name)| !ASSETS.iter().any(|a| a.name == *name)).collect();
+        assert!(missing.is_empty(), "referenced but not in ASSETS: {missing:?}");
+    }
+
+    #[test]
+    fn every_embedded_asset_is_referenced() {
+        let refs = references();
+        let unused: Vec<_> = ASSETS.iter().map(|a| a.name).filter(|n| !refs.iter().any(|(_, r)| r == n)).collect();
+        assert!(unused.is_empty(), "in ASSETS but never loaded: {unused:?}");
+    }
+
+    #[test]
+    fn assets_are_served_with_their_type_and_unknown_names_are_404() {
+        let check = |name: &str, status: StatusCode, content_type: &str| {
+            let response = asset(name);
+            let headers = response.headers();
+            assert_eq!(response.status(), status, "{name}");
+            assert_eq!(headers[header::CONTENT_TYPE], content_type, "{name}");
+            assert_eq!(headers[header::CACHE_CONTROL], "no-cache", "{name}");
+            assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{name}");
+        };
+        check("main.js", StatusCode::OK, JS);
+        check("style.css", StatusCode::OK, CSS);
+        check("app.js", StatusCode::NOT_FOUND, TEXT);
+        check("..%2Fmod.rs", StatusCode::NOT_FOUND, TEXT);
+    }
 }

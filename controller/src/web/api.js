@@ -1,0 +1,92 @@
+// Requests to the JSON API with a timeout, their errors as LoadError, and
+// those errors in words.
+import { t } from './i18n.js';
+
+export const API = '/api/v1';
+const FETCH_TIMEOUT_MS = 15000;
+
+export class LoadError extends Error {
+  constructor(kind, status, detail) {
+    super(detail || kind);
+    this.kind = kind; // network | timeout | http | parse
+    this.status = status || null;
+    this.detail = detail || '';
+  }
+}
+
+export async function getJSON(path) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
+  let res;
+  try {
+    res = await fetch(API + path, { headers: { Accept: 'application/json' }, cache: 'no-store', signal: ctl.signal });
+  } catch (e) {
+    clearTimeout(timer);
+    throw new LoadError(e && e.name === 'AbortError' ? 'timeout' : 'network');
+  }
+  try {
+    if (!res.ok) {
+      let detail = '';
+      try {
+        const body = await res.json();
+        detail = (body && (body.message || body.error)) || '';
+      } catch (_) {
+        /* not JSON */
+      }
+      throw new LoadError('http', res.status, String(detail));
+    }
+    try {
+      return await res.json();
+    } catch (_) {
+      throw new LoadError('parse', res.status);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// A request whose answer is looked at by status: { status, data }.
+export async function sendJSON(method, path, body) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
+  const init = { method, headers: { Accept: 'application/json' }, cache: 'no-store', signal: ctl.signal };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  try {
+    let res;
+    try {
+      res = await fetch(API + path, init);
+    } catch (e) {
+      throw new LoadError(e && e.name === 'AbortError' ? 'timeout' : 'network');
+    }
+    let data = null;
+    try {
+      const text = await res.text();
+      if (text) data = JSON.parse(text);
+    } catch (_) {
+      data = null;
+    }
+    return { status: res.status, data };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// The message of an error answer from sendJSON.
+export function apiMessage(res) {
+  const body = res.data;
+  if (body && typeof body === 'object' && (body.message || body.error)) return String(body.message || body.error);
+  return `HTTP ${res.status}`;
+}
+
+export function loadErrorText(e) {
+  if (e instanceof LoadError) {
+    if (e.kind === 'timeout') return t('errTimeout');
+    if (e.kind === 'parse') return t('errParse');
+    if (e.kind === 'http') return e.detail || `HTTP ${e.status}`;
+    return t('errNetwork');
+  }
+  return String((e && e.message) || e);
+}

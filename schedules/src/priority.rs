@@ -6,8 +6,13 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// How important a broadcast is. Ordered: a greater value wins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Serialised as [`Priority::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Priority {
     /// Background audio (music between notices).
     Background,
@@ -31,6 +36,11 @@ impl Priority {
             Priority::Paging => "paging",
             Priority::Emergency => "emergency",
         }
+    }
+
+    /// Whether quiet hours silence it: everything but an emergency.
+    pub fn respects_quiet_hours(self) -> bool {
+        self != Priority::Emergency
     }
 
     /// Parses [`Priority::as_str`].
@@ -102,5 +112,20 @@ mod tests {
             assert_eq!(Priority::parse(p.as_str()), Some(p));
         }
         assert_eq!(Priority::parse("urgent"), None);
+    }
+
+    #[test]
+    fn serde_names_are_the_wire_names() {
+        for p in Priority::ALL {
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(json, format!("\"{}\"", p.as_str()));
+            assert_eq!(serde_json::from_str::<Priority>(&json).unwrap(), p);
+        }
+    }
+
+    #[test]
+    fn only_emergencies_ignore_quiet_hours() {
+        let ignoring: Vec<Priority> = Priority::ALL.into_iter().filter(|p| !p.respects_quiet_hours()).collect();
+        assert_eq!(ignoring, [Emergency]);
     }
 }

@@ -75,9 +75,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         clock,
         settings: Arc::new(settings),
     };
-    let listener = TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let listener = listen(config.server.listen).with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let app = api::router(state.clone());
@@ -113,6 +111,20 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutting down");
+}
+
+/// Pending connections the kernel queues for `accept`. Tokio's `bind` uses
+/// 128; an agent reconnect storm overflows that, and every dropped SYN costs
+/// its agent a one-second retransmission (docs/benchmarks.md). The kernel
+/// caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` with a listen backlog of [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Raises the soft limit on open files to the hard limit: every agent link

@@ -66,7 +66,9 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Store calls run on the blocking pool; a reconnect storm of thousands of
+    // agents would otherwise start hundreds of threads for a moment.
+    let runtime = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(32).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("dalaba-controller: cannot start the async runtime: {e}");

@@ -101,6 +101,12 @@ impl Devices {
         Devices { amplifier, state_dir: state_dir.to_path_buf(), fault: false }
     }
 
+    /// The agent's state directory (the content cache and persisted state
+    /// live under it).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
     /// Carries out a switch command; a failure is remembered as a fault.
     pub fn switch(&mut self, cmd: AmplifierCommand) -> Result<AmplifierState, AmplifierError> {
         let r = self.amplifier.switch(cmd);

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dalaba_protocol::MAX_CONTROL_FRAME;
+use dalaba_protocol::MAX_CONTROLLER_FRAME;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -161,8 +161,10 @@ pub async fn open_link(url: &ControllerUrl, fingerprint: &str, authorization: &s
     let auth = authorization.parse().map_err(|_| NetError::Protocol("credentials are not a valid header".into()))?;
     req.headers_mut().insert(hyper::header::AUTHORIZATION, auth);
     let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_CONTROL_FRAME))
-        .max_frame_size(Some(MAX_CONTROL_FRAME))
+        // The controller sends whole plans; what the agent sends stays within
+        // the controller's own, smaller limit.
+        .max_message_size(Some(MAX_CONTROLLER_FRAME))
+        .max_frame_size(Some(MAX_CONTROLLER_FRAME))
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0);
     let upgrade = tokio_tungstenite::client_async_with_config(req, io, Some(config));

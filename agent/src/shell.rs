@@ -4,13 +4,22 @@
 //! The loop: drain the core's outputs, then wait for whichever comes first —
 //! the connection attempt finishing, a frame on the link, the core's next
 //! deadline, or the device poll — and hand it to the core.
+//!
+//! Playback state lives under the state directory: the applied desired state
+//! and the play log as JSON in `playback/` (written, fsynced and renamed on
+//! every [`Output::Persist`]), content as `cache/<sha256>`. Content is taken
+//! as present when its file is there; this shell has no downloader and no
+//! audio player yet, so an item it cannot play is logged as failed, with the
+//! reason, rather than pretended.
 
 use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
 
-use dalaba_protocol::codec;
 use dalaba_protocol::link::ControllerMessage;
+use dalaba_protocol::{MAX_CONTROLLER_FRAME, codec};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -18,7 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock;
-use crate::core::{AgentCore, CoreEvent, LinkDown, Output};
+use crate::core::{AgentCore, ContentNews, CoreEvent, LinkDown, Output, PersistRequest, PlaybackNews, Restore};
 use crate::devices::Devices;
 use crate::identity::Identity;
 use crate::net::{ControllerUrl, Link, NetError, open_link};
@@ -41,6 +50,8 @@ pub async fn run(
         }
     };
     let agent = identity.agent_id.clone();
+    let store = Store::new(devices.state_dir());
+    core.restore(clock::now(), store.load(&agent));
     let mut link: Option<Link> = None;
     let mut connecting: Option<Connecting> = None;
     let mut poll = tokio::time::interval(device_poll);
@@ -70,10 +81,36 @@ pub async fn run(
                     }
                     core.handle_link_down(clock::now(), LinkDown::Closed(reason));
                 }
-                Output::SwitchAmplifier(cmd) => match devices.switch(cmd) {
-                    Ok(state) => tracing::info!(%agent, ?cmd, ?state, "amplifier switched"),
-                    Err(e) => tracing::error!(%agent, ?cmd, error = %e, "amplifier switch failed"),
-                },
+                Output::SwitchAmplifier(cmd) => {
+                    let result = devices.switch(cmd);
+                    match &result {
+                        Ok(state) => tracing::info!(%agent, ?cmd, ?state, "amplifier switched"),
+                        Err(e) => tracing::error!(%agent, ?cmd, error = %e, "amplifier switch failed"),
+                    }
+                    core.handle_amplifier(clock::now(), cmd, result.map_err(|e| e.to_string()));
+                }
+                Output::StartPlayback { entry_id, part, sha256, .. } => {
+                    tracing::error!(%agent, %entry_id, part, %sha256, "{NO_PLAYER}");
+                    let news = PlaybackNews::Failed { entry_id, part, reason: NO_PLAYER.into() };
+                    core.handle_playback(clock::now(), news);
+                }
+                Output::StopPlayback { entry_id, reason } => {
+                    tracing::warn!(%agent, %entry_id, %reason, "playback stopped")
+                }
+                Output::Fetch { sha256, size_bytes } => {
+                    if store.is_cached(&sha256) {
+                        core.handle_content(clock::now(), ContentNews::Cached { sha256 });
+                    } else {
+                        let path = store.cache.join(&sha256);
+                        tracing::warn!(%agent, %sha256, size_bytes, path = %path.display(),
+                            "content the plan needs is not in the cache, and this agent has no downloader; items that need it will fail");
+                    }
+                }
+                Output::Persist(request) => {
+                    if let Err(e) = store.persist(&request) {
+                        tracing::error!(%agent, error = %e, "cannot persist playback state");
+                    }
+                }
                 Output::Event(e) => log_event(&agent, &e),
             }
         }
@@ -99,7 +136,7 @@ pub async fn run(
             frame = async { link.as_mut().expect("guarded by the select condition").next().await }, if link.is_some() => {
                 let now = clock::now();
                 match frame {
-                    Some(Ok(Message::Text(text))) => match codec::decode::<ControllerMessage>(&text) {
+                    Some(Ok(Message::Text(text))) => match codec::decode_with_limit::<ControllerMessage>(&text, MAX_CONTROLLER_FRAME) {
                         Ok(msg) => core.handle_message(now, msg),
                         Err(e) => {
                             tracing::warn!(%agent, error = %e, "undecodable message from the controller; closing the link");
@@ -156,7 +193,107 @@ fn log_event(agent: &str, e: &CoreEvent) {
         }
         CoreEvent::LinkSilent => tracing::warn!(%agent, "the controller fell silent; dropping the link"),
         CoreEvent::ClockOffset { ms } => tracing::info!(%agent, offset_ms = ms, "clock offset to the controller"),
+        CoreEvent::ClockJumped { by_ms } => tracing::warn!(%agent, by_ms, "the wall clock jumped; re-planning"),
+        CoreEvent::PlanApplied { version, entries } => tracing::info!(%agent, version, entries, "plan applied"),
+        CoreEvent::PlanRejected { version, reason } => tracing::error!(%agent, version, %reason, "plan rejected"),
+        CoreEvent::PlayLogged(e) => tracing::info!(
+            %agent, entry = %e.id, outcome = ?e.outcome, reason = e.reason.as_deref().unwrap_or(""),
+            amplifier_confirmed = e.amplifier_confirmed, "play logged"
+        ),
+        CoreEvent::AmplifierFailed { command, reason } => {
+            tracing::error!(%agent, ?command, %reason, "amplifier switch failed")
+        }
+        CoreEvent::AmplifierMaxOnTime { on_for } => {
+            tracing::error!(%agent, on_for_s = on_for.as_secs(), "amplifier on too long; switched off")
+        }
     }
+}
+
+/// Why this shell cannot play an item.
+const NO_PLAYER: &str = "this agent build has no audio player";
+
+/// Playback state on disk under the agent's state directory. Writes are
+/// synchronous and small (a plan, a play log); the player and downloader
+/// will bring their own tasks.
+#[derive(Debug)]
+struct Store {
+    dir: PathBuf,
+    cache: PathBuf,
+}
+
+impl Store {
+    fn new(state_dir: &Path) -> Store {
+        Store { dir: state_dir.join("playback"), cache: state_dir.join("cache") }
+    }
+
+    /// What the core persisted last time, and the content in the cache. A
+    /// damaged file is logged and treated as absent.
+    fn load(&self, agent: &str) -> Restore {
+        let cached = match std::fs::read_dir(&self.cache) {
+            Ok(entries) => entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|name| is_sha256(name))
+                .collect(),
+            Err(_) => Default::default(),
+        };
+        Restore {
+            desired: read_json(agent, &self.dir.join(DESIRED_FILE)),
+            play_log: read_json(agent, &self.dir.join(PLAY_LOG_FILE)).unwrap_or_default(),
+            cached,
+        }
+    }
+
+    fn persist(&self, request: &PersistRequest) -> std::io::Result<()> {
+        let (file, json) = match request {
+            PersistRequest::DesiredState(state) => (DESIRED_FILE, serde_json::to_vec(state)),
+            PersistRequest::PlayLog(log) => (PLAY_LOG_FILE, serde_json::to_vec(log)),
+        };
+        write_atomic(&self.dir, file, &json.map_err(std::io::Error::other)?)
+    }
+
+    fn is_cached(&self, sha256: &str) -> bool {
+        is_sha256(sha256) && self.cache.join(sha256).is_file()
+    }
+}
+
+const DESIRED_FILE: &str = "desired.json";
+const PLAY_LOG_FILE: &str = "play-log.json";
+
+fn is_sha256(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(agent: &str, path: &Path) -> Option<T> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::error!(%agent, path = %path.display(), error = %e, "cannot read persisted playback state");
+            return None;
+        }
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!(%agent, path = %path.display(), error = %e, "persisted playback state is damaged; ignoring it");
+            None
+        }
+    }
+}
+
+/// Write, fsync, rename, fsync the directory: a crash leaves the old file or
+/// the new one, never half of one.
+fn write_atomic(dir: &Path, file: &str, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(file);
+    let tmp = dir.join(format!("{file}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn truncate(s: &str) -> String {
@@ -165,4 +302,44 @@ fn truncate(s: &str) -> String {
         s.pop();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use dalaba_protocol::state::{PlayEvent, PlayOutcome};
+
+    use super::*;
+    use crate::core::PlayLog;
+
+    #[test]
+    fn store_round_trips_the_play_log_and_finds_cached_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(dir.path());
+        assert_eq!(store.load("ag-1"), Restore::default(), "nothing persisted yet");
+        let mut log = PlayLog::default();
+        log.logged.insert("7@1".into(), 1);
+        log.pending.push(PlayEvent {
+            id: "7@1".into(),
+            schedule_id: 7,
+            sha256: "ab".repeat(32),
+            scheduled_ms: 1,
+            started_ms: None,
+            ended_ms: None,
+            outcome: PlayOutcome::Missed,
+            reason: Some("agent was not running".into()),
+            amplifier_confirmed: false,
+        });
+        store.persist(&PersistRequest::PlayLog(log.clone())).expect("persist");
+        std::fs::create_dir_all(&store.cache).expect("mkdir");
+        std::fs::write(store.cache.join("ab".repeat(32)), b"audio").expect("write");
+        std::fs::write(store.cache.join("not-a-hash"), b"x").expect("write");
+        let restored = store.load("ag-1");
+        assert_eq!(restored.play_log, log);
+        assert_eq!(restored.cached, ["ab".repeat(32)].into());
+        assert!(store.is_cached(&"ab".repeat(32)));
+        assert!(!store.is_cached("../identity.toml"));
+
+        std::fs::write(store.dir.join(PLAY_LOG_FILE), b"{ half").expect("write");
+        assert_eq!(store.load("ag-1").play_log, PlayLog::default(), "a damaged file is ignored");
+    }
 }

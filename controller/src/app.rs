@@ -75,7 +75,8 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         clock,
         settings: Arc::new(settings),
     };
-    let listener = listen(config.server.listen).with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let listener =
+        listen(config.server.listen).with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let app = api::router(state.clone());

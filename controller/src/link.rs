@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use dalaba_protocol::codec::{self, DecodeError};
 use dalaba_protocol::link::{AgentMessage, ControllerMessage, HeartbeatAck, Refusal, RefusalReason, Welcome};
+use dalaba_protocol::state::{MAX_EVENTS_PER_BATCH, PlayEvents, PlayEventsAck};
 use dalaba_protocol::{MAX_CONTROL_FRAME, PROTOCOL_VERSION, is_supported, parse_bearer_credentials};
 use tokio::time::{Instant, sleep_until, timeout};
 
@@ -173,6 +174,7 @@ async fn run(st: AppState, agent_id: String, peer: SocketAddr, mut socket: WebSo
             _ = sleep_until(deadline) => {
                 st.metrics.error("timeout");
                 let why = format!("no message for {} s", silence.as_secs());
+                tracing::warn!(agent = %agent_id, %peer, reason = %why, "agent fell silent; closing its link");
                 close_with(&mut socket, close::SILENT, &why).await;
                 reason = Some(why);
             }
@@ -248,6 +250,36 @@ async fn handle_frame(
             st.presence.status(agent_id, conn_id, status, now);
             None
         }
+        Ok(AgentMessage::Sync(report)) => {
+            st.metrics.message("sync");
+            st.presence.sync(agent_id, conn_id, report, now);
+            None
+        }
+        Ok(AgentMessage::PlayEvents(batch)) => {
+            st.metrics.message("play_events");
+            if let Err(why) = check_play_events(&batch) {
+                st.metrics.error("invalid_message");
+                let why = format!("invalid play events: {why}");
+                close_with(socket, close::INVALID, &why).await;
+                tracing::warn!(agent = %agent_id, reason = %why, "closing agent link");
+                return Some(why);
+            }
+            let id = agent_id.to_string();
+            let events = batch.events;
+            let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+            match st.db(move |s| s.record_play_events(&id, &events, now)).await {
+                Ok(stored) => {
+                    tracing::debug!(agent = %agent_id, inserted = stored.inserted, duplicates = stored.duplicates, "play events stored");
+                    let ack = ControllerMessage::PlayEventsAck(PlayEventsAck { ids });
+                    if !send(socket, ack).await {
+                        return Some("send failed".into());
+                    }
+                }
+                // Not acknowledged: the agent keeps the events and sends them again.
+                Err(e) => tracing::error!(agent = %agent_id, error = %e, "cannot store play events"),
+            }
+            None
+        }
         Ok(AgentMessage::Hello(_)) => {
             st.metrics.error("protocol");
             let why = "hello sent twice on one link";
@@ -273,6 +305,25 @@ async fn refuse(st: &AppState, mut socket: WebSocket, agent_id: &str, peer: Sock
     st.metrics.error("refused");
     tracing::warn!(agent = %agent_id, %peer, reason = %why, "agent link refused");
     close_with(&mut socket, code, why).await;
+}
+
+/// Bounds on what an agent may report, checked before anything is stored.
+fn check_play_events(batch: &PlayEvents) -> Result<(), String> {
+    if batch.events.len() > MAX_EVENTS_PER_BATCH {
+        return Err(format!("{} events in one batch (at most {MAX_EVENTS_PER_BATCH})", batch.events.len()));
+    }
+    for e in &batch.events {
+        if e.id.is_empty() || e.id.len() > 128 {
+            return Err("an event id must have 1 to 128 bytes".into());
+        }
+        if e.sha256.len() != 64 || !e.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(format!("event {}: sha256 must be 64 lowercase hex digits", e.id));
+        }
+        if e.reason.as_ref().is_some_and(|r| r.len() > 1000) {
+            return Err(format!("event {}: reason longer than 1000 bytes", e.id));
+        }
+    }
+    Ok(())
 }
 
 fn refusal(reason: RefusalReason, message: &str) -> ControllerMessage {

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dalaba_protocol::link::{AgentStatus, Hello};
+use dalaba_protocol::state::SyncReport;
 use serde::Serialize;
 use tokio::sync::{broadcast, oneshot};
 
@@ -28,6 +29,7 @@ struct Live {
     last_seen_ms: i64,
     hello: Hello,
     status: Option<AgentStatus>,
+    sync: Option<SyncReport>,
     kick: Option<oneshot::Sender<Kick>>,
 }
 
@@ -65,6 +67,8 @@ pub struct LiveView {
     pub hello: Hello,
     /// The agent's latest status report.
     pub status: Option<AgentStatus>,
+    /// The agent's latest sync report.
+    pub sync: Option<SyncReport>,
 }
 
 /// A change of presence, broadcast to dashboards.
@@ -129,6 +133,7 @@ impl Presence {
             last_seen_ms: now_ms,
             hello,
             status: None,
+            sync: None,
             kick: Some(kick_tx),
         };
         let old = self.lock().insert(agent_id.to_string(), live);
@@ -159,6 +164,25 @@ impl Presence {
                     l.last_seen_ms = now_ms;
                     let changed = l.status.as_ref() != Some(&status);
                     l.status = Some(status);
+                    changed
+                }
+                None => false,
+            }
+        };
+        if changed {
+            self.notify(agent_id);
+        }
+    }
+
+    /// Stores a sync report; notifies dashboards when it changed.
+    pub fn sync(&self, agent_id: &str, conn_id: u64, report: SyncReport, now_ms: i64) {
+        let changed = {
+            let mut live = self.lock();
+            match live.get_mut(agent_id).filter(|l| l.conn_id == conn_id) {
+                Some(l) => {
+                    l.last_seen_ms = now_ms;
+                    let changed = l.sync.as_ref() != Some(&report);
+                    l.sync = Some(report);
                     changed
                 }
                 None => false,
@@ -226,6 +250,7 @@ fn view(l: &Live) -> LiveView {
         last_seen_ms: l.last_seen_ms,
         hello: l.hello.clone(),
         status: l.status.clone(),
+        sync: l.sync.clone(),
     }
 }
 

@@ -34,8 +34,13 @@ pub fn encode<T: Serialize>(message: &T) -> String {
 
 /// Decodes one text frame, enforcing [`MAX_CONTROL_FRAME`].
 pub fn decode<T: DeserializeOwned>(text: &str) -> Result<T, DecodeError> {
-    if text.len() > MAX_CONTROL_FRAME {
-        return Err(DecodeError::TooLarge { size: text.len(), limit: MAX_CONTROL_FRAME });
+    decode_with_limit(text, MAX_CONTROL_FRAME)
+}
+
+/// Decodes one text frame, enforcing `limit` bytes.
+pub fn decode_with_limit<T: DeserializeOwned>(text: &str, limit: usize) -> Result<T, DecodeError> {
+    if text.len() > limit {
+        return Err(DecodeError::TooLarge { size: text.len(), limit });
     }
     serde_json::from_str(text).map_err(|e| {
         if e.is_syntax() || e.is_eof() { DecodeError::MalformedJson(e) } else { DecodeError::InvalidMessage(e) }

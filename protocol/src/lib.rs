@@ -7,6 +7,7 @@
 //! - [`link`]: the WebSocket control messages (JSON text frames), both ways,
 //!   and the version rules.
 //! - [`enrol`]: the one-time enrolment exchange over HTTPS.
+//! - [`state`]: desired state (plan and content) and proof of play.
 //! - [`codec`]: decoding with limits and clear errors.
 //!
 //! # Versioning
@@ -20,6 +21,7 @@
 pub mod codec;
 pub mod enrol;
 pub mod link;
+pub mod state;
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -38,9 +40,13 @@ pub const LINK_PATH: &str = "/api/v1/link";
 /// Path of the enrolment endpoint on the controller.
 pub const ENROL_PATH: &str = "/api/v1/enrol";
 
-/// Largest control (text) frame either side accepts, in bytes. A larger frame
-/// closes the connection that sent it.
+/// Largest control (text) frame the controller accepts from an agent, in
+/// bytes. A larger frame closes the connection that sent it.
 pub const MAX_CONTROL_FRAME: usize = 64 * 1024;
+
+/// Largest frame an agent accepts from its controller: a week's plan with
+/// its content list (a few hundred entries) needs more than a control frame.
+pub const MAX_CONTROLLER_FRAME: usize = 4 * 1024 * 1024;
 
 /// Header that carries an agent's credentials on the link upgrade request:
 /// `Authorization: Bearer <agent_id>.<secret>`.

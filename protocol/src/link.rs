@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::state::{DesiredState, PlayEvents, PlayEventsAck, SyncReport};
+
 /// A message from an agent to the controller.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -16,6 +18,10 @@ pub enum AgentMessage {
     Heartbeat(Heartbeat),
     /// The agent's current state, sent after the welcome and on change.
     Status(AgentStatus),
+    /// Sync progress of a desired state.
+    Sync(SyncReport),
+    /// Proof of play from the agent's persisted log.
+    PlayEvents(PlayEvents),
 }
 
 /// A message from the controller to an agent.
@@ -29,6 +35,10 @@ pub enum ControllerMessage {
     /// The controller refuses the link (for example an unsupported protocol
     /// version) and closes it after this message.
     Refused(Refusal),
+    /// The agent's plan and content, sent on change and after every welcome.
+    DesiredState(DesiredState),
+    /// These play events are stored; the agent may drop them.
+    PlayEventsAck(PlayEventsAck),
 }
 
 /// See [`AgentMessage::Hello`].
@@ -164,6 +174,7 @@ pub struct NowPlaying {
 mod tests {
     use super::*;
     use crate::codec;
+    use crate::state::*;
 
     fn round_trip_agent(m: AgentMessage) {
         let text = codec::encode(&m);
@@ -199,6 +210,28 @@ mod tests {
             now_playing: Some(NowPlaying { title: "交通安全".into(), since_ms: 5 }),
         }));
         round_trip_agent(AgentMessage::Status(AgentStatus::default()));
+        round_trip_agent(AgentMessage::Sync(SyncReport { version: 3, state: SyncState::UpToDate }));
+        round_trip_agent(AgentMessage::Sync(SyncReport {
+            version: 4,
+            state: SyncState::Downloading { done: 3, total: 5 },
+        }));
+        round_trip_agent(AgentMessage::Sync(SyncReport {
+            version: 5,
+            state: SyncState::Failed { reason: "SHA-256 mismatch".into() },
+        }));
+        round_trip_agent(AgentMessage::PlayEvents(PlayEvents {
+            events: vec![PlayEvent {
+                id: "7@1700000000000".into(),
+                schedule_id: 7,
+                sha256: "ab".repeat(32),
+                scheduled_ms: 1_700_000_000_000,
+                started_ms: Some(1_700_000_000_004),
+                ended_ms: Some(1_700_000_030_000),
+                outcome: PlayOutcome::Completed,
+                reason: None,
+                amplifier_confirmed: true,
+            }],
+        }));
     }
 
     #[test]
@@ -217,6 +250,31 @@ mod tests {
         for reason in [RefusalReason::UnsupportedVersion, RefusalReason::HelloExpected] {
             round_trip_controller(ControllerMessage::Refused(Refusal { reason, message: "no".into() }));
         }
+        round_trip_controller(ControllerMessage::DesiredState(DesiredState {
+            version: 9,
+            generated_at_ms: 1,
+            from_ms: 2,
+            to_ms: 3,
+            entries: vec![PlanEntry {
+                id: "7@1700000000000".into(),
+                schedule_id: 7,
+                title: "交通安全".into(),
+                nominal_start_ms: 1_700_000_000_000,
+                start_ms: 1_700_000_005_000,
+                plays: vec![PlannedPlay { sha256: "ab".repeat(32), start_ms: 1_700_000_005_000, duration_ms: 30_000 }],
+                volume: 80,
+                priority: Priority::Scheduled,
+            }],
+            content: vec![ContentInfo {
+                sha256: "ab".repeat(32),
+                size_bytes: 120_000,
+                duration_ms: 30_000,
+                gain_db: -3.5,
+                title: "交通安全".into(),
+            }],
+            playback: PlaybackSettings::default(),
+        }));
+        round_trip_controller(ControllerMessage::PlayEventsAck(PlayEventsAck { ids: vec!["a".into(), "b".into()] }));
     }
 
     #[test]

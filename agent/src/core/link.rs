@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use dalaba_protocol::link::{AgentMessage, ControllerMessage, Heartbeat, HeartbeatAck, Hello, Refusal, Welcome};
+use dalaba_protocol::state::{DesiredState, PlayEventsAck};
 use dalaba_protocol::{MIN_SUPPORTED_VERSION, PROTOCOL_VERSION, is_supported};
 
 use super::backoff::{Backoff, Pace};
@@ -42,7 +43,7 @@ pub enum LinkState {
 }
 
 /// What the link did that the rest of the core cares about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(super) enum LinkNews {
     /// The controller welcomed the agent.
     Welcomed,
@@ -51,6 +52,10 @@ pub(super) enum LinkNews {
     ClockOffsetMoved,
     /// The link is gone.
     Lost,
+    /// The controller sent the agent's desired state.
+    DesiredState(Box<DesiredState>),
+    /// The controller stored these play events.
+    EventsAcked(PlayEventsAck),
 }
 
 #[derive(Debug)]
@@ -163,6 +168,18 @@ impl Link {
                 self.arm_silence(config, now, fx);
                 self.acknowledged(now, ack, fx)
             }
+            (LinkState::AwaitingWelcome, ControllerMessage::DesiredState(_) | ControllerMessage::PlayEventsAck(_)) => {
+                Some(self.abandon(config, now, "protocol error: plan traffic before welcome".into(), Pace::Normal, fx))
+            }
+            // Anything from the controller shows the link is alive.
+            (LinkState::Connected, ControllerMessage::DesiredState(state)) => {
+                self.arm_silence(config, now, fx);
+                Some(LinkNews::DesiredState(Box::new(state)))
+            }
+            (LinkState::Connected, ControllerMessage::PlayEventsAck(ack)) => {
+                self.arm_silence(config, now, fx);
+                Some(LinkNews::EventsAcked(ack))
+            }
         }
     }
 
@@ -195,8 +212,16 @@ impl Link {
                 fx.timers.set(Timer::Heartbeat, now.mono + self.heartbeat_interval);
                 None
             }
-            // Not a link timer; the core routes it elsewhere.
-            Timer::Status => None,
+            // Not link timers; the core routes them elsewhere.
+            Timer::Status
+            | Timer::EventsRetry
+            | Timer::FetchRetry
+            | Timer::ClockCheck
+            | Timer::MaxOnTime
+            | Timer::PlaybackOverrun
+            | Timer::AmplifierOff
+            | Timer::AmplifierOn
+            | Timer::PlaybackStart => None,
         }
     }
 
@@ -360,6 +385,13 @@ mod tests {
         h.connect(15_000);
         let out = h.recv(welcome(PROTOCOL_VERSION, 15_000));
         assert!(disconnects(&out)[0].contains("second welcome"), "{out:?}");
+        assert_eq!(h.core.link_state(), LinkState::Idle);
+
+        let mut h = Harness::new();
+        h.drain();
+        h.up();
+        let out = h.recv(ControllerMessage::PlayEventsAck(PlayEventsAck { ids: vec![] }));
+        assert!(disconnects(&out)[0].contains("before welcome"), "{out:?}");
         assert_eq!(h.core.link_state(), LinkState::Idle);
     }
 

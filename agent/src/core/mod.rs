@@ -1,14 +1,19 @@
 //! The agent's sans-IO core: a state machine driven only by its inputs.
 //!
 //! It never reads a clock, sleeps, spawns, locks or does IO. The shell owns
-//! the socket, the clock and the devices, and runs this loop:
+//! the socket, the clock, the devices, the player and the disk, and runs this
+//! loop:
 //!
+//! 0. Make the core with [`AgentCore::new`] and hand it what the shell
+//!    persisted with [`AgentCore::restore`] before anything else.
 //! 1. Feed every input with the time it happened: [`AgentCore::handle_link_up`],
 //!    [`AgentCore::handle_link_down`], [`AgentCore::handle_message`],
-//!    [`AgentCore::handle_device`], and [`AgentCore::handle_timeout`] once
-//!    [`AgentCore::poll_timeout`] has passed.
+//!    [`AgentCore::handle_device`], [`AgentCore::handle_playback`],
+//!    [`AgentCore::handle_amplifier`], [`AgentCore::handle_content`], and
+//!    [`AgentCore::handle_timeout`] once [`AgentCore::poll_timeout`] has passed.
 //! 2. After each input, drain [`AgentCore::poll_output`] until `None` and
-//!    carry out every [`Output`] in order.
+//!    carry out every [`Output`] in order ([`Output::Persist`] durably before
+//!    the outputs that follow it).
 //! 3. Sleep until the next input or [`AgentCore::poll_timeout`], whichever is
 //!    first (recompute it after every input).
 //!
@@ -18,28 +23,52 @@
 //! [`Output::Disconnect`] it has already scheduled the reconnect: the
 //! `handle_link_down` that follows for that link is accepted and ignored.
 //!
+//! Playback contract: after [`Output::StartPlayback`] the player reports
+//! [`PlaybackNews::Started`] and then [`PlaybackNews::Finished`] or
+//! [`PlaybackNews::Failed`] for that entry and part; after
+//! [`Output::SwitchAmplifier`] the shell reports the driver's answer with
+//! `handle_amplifier`; after [`Output::Fetch`] it reports [`ContentNews`].
+//!
 //! # Layout
 //! - `link`: the link state machine (hello, welcome, heartbeats, silence,
 //!   refusals, reconnects).
 //! - `backoff`: jittered exponential backoff with its own seeded generator.
 //! - `status`: when to send the agent's status.
+//! - `playback`: scheduled playback, the amplifier, lateness and re-planning.
+//! - `plan`: checks on a desired state and limits on its settings.
+//! - `play_log`: proof of play, persisted and uploaded until acknowledged.
+//! - `content`: what the cache holds, what to fetch, the sync report.
+//! - `timebase`: wall time to deadlines, and clock jumps.
 //! - `timer`: the table of named deadlines.
 
 mod backoff;
+mod content;
 mod link;
+mod plan;
+mod play_log;
+mod playback;
 mod status;
+mod timebase;
 mod timer;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use dalaba_protocol::link::{AgentMessage, AmplifierState, ControllerMessage, Hardware, NowPlaying, RefusalReason};
+use dalaba_protocol::state::{DesiredState, PlayEvent};
 
+pub use content::{ContentNews, FETCH_RETRY};
 pub use link::LinkState;
+pub use plan::{MAX_ENTRY_ID_BYTES, MAX_PLAN_CONTENT, MAX_PLAN_ENTRIES, MAX_PLAY_MS, MAX_PLAYS_PER_ENTRY};
+pub use play_log::{EVENTS_RETRY, PlayLog};
+pub use playback::{CLOCK_CHECK_INTERVAL, LOGGED_RETENTION_MS, OVERRUN_SLACK, PlaybackNews};
+pub use timebase::JUMP_THRESHOLD_MS;
 
 use link::{Link, LinkNews};
+use playback::{Playback, Why};
 use status::StatusReport;
+use timebase::Timebase;
 use timer::{Timer, TimerTable};
 
 /// A moment, as the shell's clock saw it.
@@ -124,6 +153,29 @@ pub enum LinkDown {
     ProtocolError(String),
 }
 
+/// What the shell persisted, handed back to a new core by
+/// [`AgentCore::restore`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Restore {
+    /// The last desired state the core asked to persist.
+    pub desired: Option<DesiredState>,
+    /// The last play log the core asked to persist.
+    pub play_log: PlayLog,
+    /// SHA-256 of every verified item in the content cache.
+    pub cached: BTreeSet<String>,
+}
+
+/// Something the shell must write durably (write, fsync, rename) before it
+/// carries out the outputs that follow. Each replaces the previous one of
+/// its kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PersistRequest {
+    /// The desired state just applied.
+    DesiredState(Box<DesiredState>),
+    /// The play log after a change.
+    PlayLog(PlayLog),
+}
+
 /// A switch command for the amplifier relay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AmplifierCommand {
@@ -146,8 +198,42 @@ pub enum Output {
         /// Why, for the log (also in [`CoreEvent::LinkLost`]).
         reason: String,
     },
-    /// Switch the amplifier relay.
+    /// Switch the amplifier relay; then report the driver's answer with
+    /// [`AgentCore::handle_amplifier`].
     SwitchAmplifier(AmplifierCommand),
+    /// Play one piece of content from the cache now.
+    StartPlayback {
+        /// The plan entry, to quote in [`PlaybackNews`].
+        entry_id: String,
+        /// Which piece of the entry, to quote in [`PlaybackNews`].
+        part: usize,
+        /// The content (SHA-256, lowercase hex): its file in the cache.
+        sha256: String,
+        /// Gain for the county's loudness, in dB.
+        gain_db: f64,
+        /// The schedule's volume, 0–100.
+        volume: u8,
+        /// Start this far into the audio (0 today; kept for resuming a
+        /// preempted item).
+        offset_ms: u64,
+    },
+    /// Stop the audio of this entry; the player's news about it is ignored.
+    StopPlayback {
+        /// The plan entry.
+        entry_id: String,
+        /// Why, for the log.
+        reason: String,
+    },
+    /// Get this content into the cache (verified by its SHA-256), then
+    /// report [`ContentNews`].
+    Fetch {
+        /// SHA-256 of the content, lowercase hex.
+        sha256: String,
+        /// Its size in bytes.
+        size_bytes: u64,
+    },
+    /// Write this durably before carrying out the outputs after it.
+    Persist(PersistRequest),
     /// Something worth logging happened.
     Event(CoreEvent),
 }
@@ -188,6 +274,40 @@ pub enum CoreEvent {
         /// The offset in milliseconds (positive: the controller is ahead).
         ms: i64,
     },
+    /// The wall clock jumped; the plan's deadlines were computed again.
+    ClockJumped {
+        /// How far (positive: forward), in milliseconds.
+        by_ms: i64,
+    },
+    /// A desired state was applied.
+    PlanApplied {
+        /// Its version.
+        version: u64,
+        /// How many entries it plans.
+        entries: usize,
+    },
+    /// A desired state was refused as malformed; the previous one stays.
+    PlanRejected {
+        /// Its version.
+        version: u64,
+        /// Why.
+        reason: String,
+    },
+    /// An occurrence got its play event (it is also persisted and uploaded).
+    PlayLogged(PlayEvent),
+    /// The amplifier driver failed to switch.
+    AmplifierFailed {
+        /// What was asked.
+        command: AmplifierCommand,
+        /// The driver's error.
+        reason: String,
+    },
+    /// The amplifier was on for the longest time allowed and was switched
+    /// off (with the audio, if any).
+    AmplifierMaxOnTime {
+        /// How long it had been on.
+        on_for: Duration,
+    },
 }
 
 /// Smallest change of the clock offset worth an event and a fresh status;
@@ -200,49 +320,92 @@ pub struct AgentCore {
     config: CoreConfig,
     link: Link,
     status: StatusReport,
+    timebase: Timebase,
+    playback: Playback,
     fx: Effects,
 }
 
 impl AgentCore {
     /// A core that has just started: it switches the amplifier off (fail-safe)
-    /// and connects.
+    /// and connects. Hand it the persisted state with [`AgentCore::restore`]
+    /// before any other input.
     pub fn new(config: CoreConfig, now: Now) -> Self {
-        // Nothing starts from `now` yet; schedule playback will.
-        let _ = now;
         let mut fx = Effects::default();
         fx.out.push_back(Output::SwitchAmplifier(AmplifierCommand::Off));
         let mut link = Link::new(&config);
         link.start(&mut fx);
-        AgentCore { status: StatusReport::default(), link, config, fx }
+        AgentCore {
+            status: StatusReport::default(),
+            link,
+            config,
+            timebase: Timebase::new(now),
+            playback: Playback::default(),
+            fx,
+        }
+    }
+
+    /// What the shell persisted before the agent last stopped, and what its
+    /// content cache holds. Entries already logged are never played again;
+    /// those more than the grace period late are logged as missed.
+    pub fn restore(&mut self, now: Now, restored: Restore) {
+        self.observe(now);
+        let ctx = Ctx::new(now, &self.timebase, &self.link);
+        self.playback.restore(ctx, restored, &mut self.fx);
     }
 
     /// The link requested by [`Output::Connect`] is up: say hello.
     pub fn handle_link_up(&mut self, now: Now) {
+        self.observe(now);
         self.link.handle_up(&self.config, now, &mut self.fx);
     }
 
     /// The link ended or could not be opened.
     pub fn handle_link_down(&mut self, now: Now, why: LinkDown) {
+        self.observe(now);
         let news = self.link.handle_down(&self.config, now, why, &mut self.fx);
         self.apply(now, news);
     }
 
     /// A message arrived from the controller.
     pub fn handle_message(&mut self, now: Now, msg: ControllerMessage) {
+        self.observe(now);
         let news = self.link.handle_message(&self.config, now, msg, &mut self.fx);
         self.apply(now, news);
     }
 
     /// The shell read the devices; a status goes out if it changed.
     pub fn handle_device(&mut self, now: Now, snapshot: DeviceSnapshot) {
+        self.observe(now);
         self.status.set_snapshot(snapshot);
         if self.link.state() == LinkState::Connected {
             self.status.send_if_changed(&self.config, now, self.link.clock_offset_ms(), &mut self.fx);
         }
     }
 
+    /// News from the player about audio the core started.
+    pub fn handle_playback(&mut self, now: Now, news: PlaybackNews) {
+        self.observe(now);
+        let ctx = Ctx::new(now, &self.timebase, &self.link);
+        self.playback.handle_news(ctx, news, &mut self.fx);
+    }
+
+    /// The amplifier driver's answer to [`Output::SwitchAmplifier`]: the state
+    /// it confirmed, or its error.
+    pub fn handle_amplifier(&mut self, now: Now, command: AmplifierCommand, result: Result<AmplifierState, String>) {
+        self.observe(now);
+        self.playback.handle_amplifier(command, result, &mut self.fx);
+    }
+
+    /// News about the content cache.
+    pub fn handle_content(&mut self, now: Now, news: ContentNews) {
+        self.observe(now);
+        let ctx = Ctx::new(now, &self.timebase, &self.link);
+        self.playback.handle_content(ctx, news, &mut self.fx);
+    }
+
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Now) {
+        self.observe(now);
         for timer in self.fx.timers.due(now.mono) {
             // An earlier timer in this batch may have disarmed this one (a
             // silent link takes its heartbeat with it).
@@ -256,6 +419,17 @@ impl AgentCore {
                     self.apply(now, news);
                 }
                 Timer::Status => self.status.send(&self.config, now, self.link.clock_offset_ms(), &mut self.fx),
+                Timer::EventsRetry
+                | Timer::FetchRetry
+                | Timer::ClockCheck
+                | Timer::MaxOnTime
+                | Timer::PlaybackOverrun
+                | Timer::AmplifierOff
+                | Timer::AmplifierOn
+                | Timer::PlaybackStart => {
+                    let ctx = Ctx::new(now, &self.timebase, &self.link);
+                    self.playback.handle_timer(ctx, timer, &mut self.fx);
+                }
             }
         }
     }
@@ -281,15 +455,57 @@ impl AgentCore {
         self.link.clock_offset_ms()
     }
 
+    /// The version of the applied desired state.
+    pub fn applied_version(&self) -> Option<u64> {
+        self.playback.desired().map(|d| d.version)
+    }
+
+    /// The play log: what has been logged and what awaits acknowledgement.
+    pub fn play_log(&self) -> &PlayLog {
+        self.playback.log.log()
+    }
+
+    /// Every input passes here first: a wall clock jump re-plans.
+    fn observe(&mut self, now: Now) {
+        if let Some(by_ms) = self.timebase.observe(now) {
+            self.fx.event(CoreEvent::ClockJumped { by_ms });
+            let ctx = Ctx::new(now, &self.timebase, &self.link);
+            self.playback.replan(ctx, Why::ClockJump(by_ms), &mut self.fx);
+        }
+    }
+
     /// Lets the rest of the core react to what the link just did.
     fn apply(&mut self, now: Now, news: Option<LinkNews>) {
         let offset = self.link.clock_offset_ms();
+        let ctx = Ctx::new(now, &self.timebase, &self.link);
         match news {
             None => {}
-            Some(LinkNews::Welcomed) => self.status.link_welcomed(&self.config, now, offset, &mut self.fx),
+            Some(LinkNews::Welcomed) => {
+                self.status.link_welcomed(&self.config, now, offset, &mut self.fx);
+                self.playback.link_welcomed(ctx, &mut self.fx);
+            }
             Some(LinkNews::ClockOffsetMoved) => self.status.send_if_changed(&self.config, now, offset, &mut self.fx),
-            Some(LinkNews::Lost) => self.status.link_lost(&mut self.fx),
+            Some(LinkNews::Lost) => {
+                self.status.link_lost(&mut self.fx);
+                self.playback.link_lost(&mut self.fx);
+            }
+            Some(LinkNews::DesiredState(state)) => self.playback.apply(ctx, *state, &mut self.fx),
+            Some(LinkNews::EventsAcked(ack)) => self.playback.log.acked(ctx, ack.ids, &mut self.fx),
         }
+    }
+}
+
+/// What a part of the core needs to know about the moment of an input.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    now: Now,
+    clock: &'a Timebase,
+    connected: bool,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(now: Now, clock: &'a Timebase, link: &Link) -> Self {
+        Ctx { now, clock, connected: link.state() == LinkState::Connected }
     }
 }
 

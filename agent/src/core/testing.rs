@@ -1,11 +1,18 @@
-//! Helpers for the core's unit tests: a hand-cranked clock and output sorting.
+//! Helpers for the core's unit tests: a hand-cranked clock, plans, and
+//! output sorting.
 
 use std::time::{Duration, Instant};
 
 use dalaba_protocol::PROTOCOL_VERSION;
-use dalaba_protocol::link::{AgentMessage, ControllerMessage, Hardware, HeartbeatAck, Welcome};
+use dalaba_protocol::link::{AgentMessage, AmplifierState, ControllerMessage, Hardware, HeartbeatAck, Welcome};
+use dalaba_protocol::state::{
+    ContentInfo, DesiredState, PlanEntry, PlannedPlay, PlayEvent, PlaybackSettings, Priority,
+};
 
-use super::{AgentCore, CoreConfig, CoreEvent, DeviceSnapshot, LinkDown, Now, Output};
+use super::{
+    AgentCore, AmplifierCommand, ContentNews, CoreConfig, CoreEvent, DeviceSnapshot, LinkDown, Now, Output,
+    PlaybackNews, Restore,
+};
 
 /// Wall clock at the start of every test (2023-11-14T22:13:20Z).
 pub(super) const WALL0_MS: i64 = 1_700_000_000_000;
@@ -84,6 +91,36 @@ impl Harness {
         self.drain()
     }
 
+    pub(super) fn restore(&mut self, restored: Restore) -> Vec<Output> {
+        self.core.restore(self.now(), restored);
+        self.drain()
+    }
+
+    pub(super) fn playback(&mut self, news: PlaybackNews) -> Vec<Output> {
+        self.core.handle_playback(self.now(), news);
+        self.drain()
+    }
+
+    /// The amplifier driver confirms `command`.
+    pub(super) fn confirm(&mut self, command: AmplifierCommand) -> Vec<Output> {
+        let state = match command {
+            AmplifierCommand::On => AmplifierState::On,
+            AmplifierCommand::Off => AmplifierState::Off,
+        };
+        self.core.handle_amplifier(self.now(), command, Ok(state));
+        self.drain()
+    }
+
+    pub(super) fn content(&mut self, news: ContentNews) -> Vec<Output> {
+        self.core.handle_content(self.now(), news);
+        self.drain()
+    }
+
+    /// Moves time to `elapsed` since the start, firing timers on the way.
+    pub(super) fn advance_to(&mut self, elapsed: Duration) -> Vec<Output> {
+        self.advance(elapsed.saturating_sub(self.elapsed))
+    }
+
     /// From any state before the link is up: link up and welcomed, with a
     /// heartbeat interval of `interval_ms`.
     pub(super) fn connect(&mut self, interval_ms: u64) -> Vec<Output> {
@@ -136,6 +173,65 @@ pub(super) fn heartbeats(out: &[Output]) -> Vec<AgentMessage> {
 
 pub(super) fn statuses(out: &[Output]) -> Vec<dalaba_protocol::link::AgentStatus> {
     sent(out).into_iter().filter_map(|m| if let AgentMessage::Status(s) = m { Some(s) } else { None }).collect()
+}
+
+/// SHA-256 of the test content.
+pub(super) fn sha() -> String {
+    "aa".repeat(32)
+}
+
+/// A plan of version `version` with entries `(id, start after WALL0 in s,
+/// duration in s)`, all playing [`sha`].
+pub(super) fn plan(version: u64, entries: &[(&str, i64, u64)]) -> DesiredState {
+    let entries = entries
+        .iter()
+        .map(|&(id, start_s, duration_s)| {
+            let start_ms = WALL0_MS + start_s * 1000;
+            PlanEntry {
+                id: id.into(),
+                schedule_id: 1,
+                title: id.into(),
+                nominal_start_ms: start_ms,
+                start_ms,
+                plays: vec![PlannedPlay { sha256: sha(), start_ms, duration_ms: duration_s * 1000 }],
+                volume: 70,
+                priority: Priority::Scheduled,
+            }
+        })
+        .collect();
+    let content = ContentInfo { sha256: sha(), size_bytes: 1000, duration_ms: 1000, gain_db: -1.5, title: "t".into() };
+    DesiredState {
+        version,
+        generated_at_ms: WALL0_MS,
+        from_ms: WALL0_MS,
+        to_ms: WALL0_MS + 86_400_000,
+        entries,
+        content: vec![content],
+        playback: PlaybackSettings::default(),
+    }
+}
+
+/// What a shell would restore with `state` applied and its content cached.
+pub(super) fn restored(state: DesiredState) -> Restore {
+    Restore { desired: Some(state), cached: [sha()].into(), ..Restore::default() }
+}
+
+/// (entry id, part) of every playback started in `out`.
+pub(super) fn starts(out: &[Output]) -> Vec<(String, usize)> {
+    let starts = out.iter().filter_map(|o| match o {
+        Output::StartPlayback { entry_id, part, .. } => Some((entry_id.clone(), *part)),
+        _ => None,
+    });
+    starts.collect()
+}
+
+pub(super) fn switches(out: &[Output]) -> Vec<AmplifierCommand> {
+    out.iter().filter_map(|o| if let Output::SwitchAmplifier(c) = o { Some(*c) } else { None }).collect()
+}
+
+/// The play events logged in `out`.
+pub(super) fn logged(out: &[Output]) -> Vec<PlayEvent> {
+    events(out).into_iter().filter_map(|e| if let CoreEvent::PlayLogged(p) = e { Some(p) } else { None }).collect()
 }
 
 /// The delay of the reconnect scheduled in `out`.

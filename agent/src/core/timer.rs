@@ -2,8 +2,9 @@
 //!
 //! Every pending deadline of the core has a name in [`Timer`]; the core's
 //! next timeout is the earliest armed one. Naming them keeps "what happens
-//! when" visible in one place as the core grows (schedule playback, relay
-//! warm-up and hold will join this table).
+//! when" visible in one place: the link's timers, then the play log's and the
+//! content's retries, then scheduled playback (amplifier warm-up and hold,
+//! audio start, the safety nets).
 
 use std::time::Instant;
 
@@ -20,12 +21,44 @@ pub(crate) enum Timer {
     Silence,
     /// Send a periodic status even though nothing changed.
     Status,
+    /// Play events sent on this link are still unacknowledged: send them again.
+    EventsRetry,
+    /// Ask again for content whose fetch failed.
+    FetchRetry,
+    /// Compare the wall clock with the monotonic clock and log items that
+    /// became too late, even when no other input arrives.
+    ClockCheck,
+    /// The amplifier has been on for the longest time allowed: switch it off.
+    MaxOnTime,
+    /// The player neither finished nor failed the item in progress in time.
+    PlaybackOverrun,
+    /// The hold after the last audio is over: switch the amplifier off.
+    AmplifierOff,
+    /// The next item's warm-up begins: switch the amplifier on.
+    AmplifierOn,
+    /// The next item (or the next part of the item in progress) starts.
+    PlaybackStart,
 }
 
 impl Timer {
     /// Every timer, in the order they fire when due at the same instant.
-    pub(crate) const ALL: [Timer; 5] =
-        [Timer::Reconnect, Timer::WelcomeTimeout, Timer::Silence, Timer::Heartbeat, Timer::Status];
+    /// The safety nets come before the switches, and the amplifier is
+    /// switched on before audio due at the same instant starts.
+    pub(crate) const ALL: [Timer; 13] = [
+        Timer::Reconnect,
+        Timer::WelcomeTimeout,
+        Timer::Silence,
+        Timer::Heartbeat,
+        Timer::Status,
+        Timer::EventsRetry,
+        Timer::FetchRetry,
+        Timer::ClockCheck,
+        Timer::MaxOnTime,
+        Timer::PlaybackOverrun,
+        Timer::AmplifierOff,
+        Timer::AmplifierOn,
+        Timer::PlaybackStart,
+    ];
 
     /// The link's own timers, disarmed when the link goes.
     pub(crate) const LINK: [Timer; 3] = [Timer::WelcomeTimeout, Timer::Silence, Timer::Heartbeat];
@@ -44,6 +77,11 @@ pub(crate) struct TimerTable {
 impl TimerTable {
     pub(crate) fn set(&mut self, timer: Timer, at: Instant) {
         self.deadlines[timer.slot()] = Some(at);
+    }
+
+    /// Arms `timer` at `at`, or disarms it for `None`.
+    pub(crate) fn set_or_clear(&mut self, timer: Timer, at: Option<Instant>) {
+        self.deadlines[timer.slot()] = at;
     }
 
     pub(crate) fn clear(&mut self, timer: Timer) {

@@ -5,6 +5,9 @@
 //!   controller and lossy links, on a virtual clock.
 //! - [`link`]: the agent link under that simulation: welcome, heartbeats,
 //!   cuts, outages, refusals, loss and clock skew.
+//! - [`playback`]: scheduled playback under that simulation: a week, outages,
+//!   restarts, clock jumps, the amplifier, proof of play.
 
 mod link;
+mod playback;
 mod sim;

@@ -50,6 +50,8 @@ pub struct AgentView {
     pub hardware: serde_json::Value,
     /// Latest status report of the current link.
     pub status: Option<AgentStatus>,
+    /// Latest sync report of the current link.
+    pub sync: Option<dalaba_protocol::state::SyncReport>,
 }
 
 /// Builds the API view of agents from the store and the presence registry.
@@ -80,6 +82,7 @@ pub fn views(agents: Vec<Agent>, regions: &[Region], live: &HashMap<String, Live
                     .or_else(|| serde_json::from_str(&a.hardware_json).ok())
                     .unwrap_or(serde_json::Value::Null),
                 status: live.and_then(|l| l.status.clone()),
+                sync: live.and_then(|l| l.sync.clone()),
                 id: a.id,
             }
         })

@@ -5,6 +5,7 @@
 //! - `directory`: regions, CSV import and export.
 //! - `agents`: agents, enrolment codes, enrolment.
 //! - `events`: the server-sent event stream for dashboards.
+//! - `plays`: proof of play per village and day.
 //! - `openapi`: the OpenAPI document.
 //! - [`crate::link`]: the agent WebSocket (mounted here).
 
@@ -13,6 +14,7 @@ mod directory;
 mod error;
 mod events;
 mod openapi;
+mod plays;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/directory/export.csv", get(directory::export_csv))
         .route("/directory/import", post(directory::import_csv).layer(DefaultBodyLimit::max(MAX_CSV_BYTES)))
         .route("/villages/{id}/enrolment-codes", post(agents::create_code))
+        .route("/villages/{id}/plays", get(plays::of_village_day))
         .route("/enrol", post(agents::enrol))
         .route("/agents", get(agents::list))
         .route("/agents/{id}", get(agents::one))

@@ -65,6 +65,30 @@ pub const MIGRATIONS: &[Migration] = &[
             CREATE INDEX agents_village ON agents (village_id);
         ",
     },
+    Migration {
+        version: 3,
+        name: "play events",
+        // No foreign key to agents: proof of play outlives a removed agent.
+        sql: "
+            CREATE TABLE play_events (
+                agent_id            TEXT NOT NULL,
+                event_id            TEXT NOT NULL,
+                village_id          INTEGER NOT NULL,
+                schedule_id         INTEGER NOT NULL,
+                sha256              TEXT NOT NULL,
+                scheduled_ms        INTEGER NOT NULL,
+                started_ms          INTEGER,
+                ended_ms            INTEGER,
+                outcome             TEXT NOT NULL
+                    CHECK (outcome IN ('completed', 'preempted', 'skipped', 'missed', 'failed')),
+                reason              TEXT,
+                amplifier_confirmed INTEGER NOT NULL,
+                received_at_ms      INTEGER NOT NULL,
+                PRIMARY KEY (agent_id, event_id)
+            );
+            CREATE INDEX play_events_village_time ON play_events (village_id, scheduled_ms);
+        ",
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -153,7 +177,7 @@ mod tests {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1, "{}", m.name);
         }
-        assert_eq!(latest_version(), 2);
+        assert_eq!(latest_version(), 3);
     }
 
     #[test]
@@ -161,8 +185,8 @@ mod tests {
         let mut conn = Connection::open_in_memory().expect("open");
         assert_eq!(current_version(&conn).expect("version"), 0);
         migrate(&mut conn, latest_version()).expect("migrate");
-        assert_eq!(current_version(&conn).expect("version"), 2);
-        assert_eq!(tables(&conn), ["agents", "enrolment_codes", "regions", "schema_migrations"]);
+        assert_eq!(current_version(&conn).expect("version"), latest_version());
+        assert_eq!(tables(&conn), ["agents", "enrolment_codes", "play_events", "regions", "schema_migrations"]);
         let applied: i64 =
             conn.query_row("SELECT MIN(applied_at_ms) FROM schema_migrations", [], |r| r.get(0)).expect("applied");
         assert!(applied > 1_700_000_000_000, "applied_at_ms {applied} is not a recent time");
@@ -178,10 +202,52 @@ mod tests {
             store.create_region(&county()).expect("create").id
         };
         let store = SqliteStore::open(&path).expect("upgrade");
-        assert_eq!(store.schema_version().expect("version"), 2);
+        assert_eq!(store.schema_version().expect("version"), latest_version());
         let region = store.region(id).expect("read").expect("still there");
         assert_eq!((region.name.as_str(), region.tags.as_slice()), ("泾川县", ["demo".to_owned()].as_slice()));
         store.create_enrolment_code(id, "x", 10, 0).expect_err("a county is not a village");
+    }
+
+    #[test]
+    fn upgrades_a_version_2_database_with_agents_to_play_events() {
+        use dalaba_protocol::state::{PlayEvent, PlayOutcome};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dalaba.db");
+        let village = {
+            let store = SqliteStore::open_at_version(&path, 2).expect("open at 2");
+            for rows in crate::directory::demo::demo_county().chunks(500) {
+                store.import_regions(rows).expect("demo");
+            }
+            let village = store.regions().expect("regions").into_iter().find(|r| r.level == Level::Village);
+            let village = village.expect("a village").id;
+            store.create_enrolment_code(village, "ABCD-EFGH", 10, 0).expect("code");
+            let agent = crate::store::NewAgent {
+                id: "ag-1".into(),
+                secret_hash: "h".into(),
+                hostname: "pi".into(),
+                agent_version: "t".into(),
+                hardware_json: "{}".into(),
+                enrolled_at_ms: 1,
+            };
+            store.redeem_enrolment_code("ABCD-EFGH", 1, &agent).expect("redeem");
+            village
+        };
+        let store = SqliteStore::open(&path).expect("upgrade");
+        assert_eq!(store.schema_version().expect("version"), 3);
+        assert_eq!(store.agents().expect("agents").len(), 1, "agents survive the upgrade");
+        let event = PlayEvent {
+            id: "e".into(),
+            schedule_id: 1,
+            sha256: "ab".repeat(32),
+            scheduled_ms: 5,
+            started_ms: None,
+            ended_ms: None,
+            outcome: PlayOutcome::Missed,
+            reason: Some("agent was not running".into()),
+            amplifier_confirmed: false,
+        };
+        store.record_play_events("ag-1", &[event], 6).expect("the new table works");
+        assert_eq!(store.play_events(village, 0, 10).expect("query").len(), 1);
     }
 
     #[test]
@@ -192,7 +258,7 @@ mod tests {
         drop(SqliteStore::open(&path).expect("second open"));
         let conn = Connection::open(&path).expect("open");
         let rows: i64 = conn.query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0)).expect("count");
-        assert_eq!(rows, 2);
+        assert_eq!(rows, i64::from(latest_version()));
     }
 
     #[test]
@@ -206,7 +272,7 @@ mod tests {
         let err = SqliteStore::open(&path).expect_err("refused");
         assert_eq!(
             err.to_string(),
-            "database schema version 7 is newer than this controller (2); upgrade the controller"
+            "database schema version 7 is newer than this controller (3); upgrade the controller"
         );
     }
 }

@@ -17,7 +17,7 @@
 //!   does not reveal codes that are still valid.
 //!
 //! # Layout
-//! - `sqlite`: the SQLite store (`regions` and `agents` queries);
+//! - `sqlite`: the SQLite store (`regions`, `agents` and `plays` queries);
 //! - `migrations`: the ordered schema migrations applied at open.
 
 pub mod migrations;
@@ -28,10 +28,35 @@ use std::path::PathBuf;
 use serde::Serialize;
 use thiserror::Error;
 
+use dalaba_protocol::state::PlayEvent;
+
 use crate::directory::{CsvErrors, ImportRow, ImportSummary, NewRegion, Region, RegionPatch, ValidationError};
 
-/// The controller's persistent state: the directory, enrolment codes and
-/// agents.
+/// What [`Store::record_play_events`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PlayEventsStored {
+    /// Events stored now.
+    pub inserted: usize,
+    /// Events that were already stored.
+    pub duplicates: usize,
+}
+
+/// A stored play event, with where and when it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredPlayEvent {
+    /// The agent that reported it.
+    pub agent_id: String,
+    /// The village it played in.
+    pub village_id: i64,
+    /// When the controller received it.
+    pub received_at_ms: i64,
+    /// The event as the agent reported it.
+    #[serde(flatten)]
+    pub event: PlayEvent,
+}
+
+/// The controller's persistent state: the directory, enrolment codes,
+/// agents and proof of play.
 pub trait Store: Send + Sync + 'static {
     /// All regions, ordered by code.
     fn regions(&self) -> Result<Vec<Region>, StoreError>;
@@ -80,6 +105,19 @@ pub trait Store: Send + Sync + 'static {
     fn record_agent_seen(&self, id: &str, at_ms: i64) -> Result<(), StoreError>;
     /// Deletes an agent; it must enrol again to reconnect.
     fn delete_agent(&self, id: &str) -> Result<(), StoreError>;
+
+    // proof of play
+    /// Stores an agent's play events exactly once: an event id the agent
+    /// already delivered is counted as a duplicate and left as it was.
+    fn record_play_events(
+        &self,
+        agent_id: &str,
+        events: &[PlayEvent],
+        received_at_ms: i64,
+    ) -> Result<PlayEventsStored, StoreError>;
+    /// Play events of a village whose scheduled time is in `[from_ms, to_ms)`,
+    /// ordered by scheduled time.
+    fn play_events(&self, village_id: i64, from_ms: i64, to_ms: i64) -> Result<Vec<StoredPlayEvent>, StoreError>;
 }
 
 /// A single-use enrolment code for one village.

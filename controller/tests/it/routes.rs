@@ -14,7 +14,7 @@ use crate::harness::{Harness, Payload, call, csv, enrol, enrol_request, error_me
 
 /// Every route `api::router` registers, as (method, path) in OpenAPI's
 /// spelling. Keep in step with `controller/src/api/mod.rs`.
-const ROUTES: [(&str, &str); 18] = [
+const ROUTES: [(&str, &str); 19] = [
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/controller"),
     ("get", "/api/v1/regions"),
@@ -25,6 +25,7 @@ const ROUTES: [(&str, &str); 18] = [
     ("get", "/api/v1/directory/export.csv"),
     ("post", "/api/v1/directory/import"),
     ("post", "/api/v1/villages/{id}/enrolment-codes"),
+    ("get", "/api/v1/villages/{id}/plays"),
     ("post", "/api/v1/enrol"),
     ("get", "/api/v1/agents"),
     ("get", "/api/v1/agents/{id}"),

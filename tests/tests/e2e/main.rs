@@ -7,3 +7,4 @@ mod dashboard;
 mod demo;
 mod faults;
 mod lifecycle;
+mod plays;

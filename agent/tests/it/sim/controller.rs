@@ -8,6 +8,7 @@ use std::time::Duration;
 use dalaba_protocol::link::{
     AgentMessage, AgentStatus, ControllerMessage, Heartbeat, HeartbeatAck, Refusal, RefusalReason, Welcome,
 };
+use dalaba_protocol::state::{DesiredState, PlayEvent, PlayEventsAck, SyncReport};
 use dalaba_protocol::{MIN_SUPPORTED_VERSION, PROTOCOL_VERSION};
 
 /// Identifies one connection, on both sides.
@@ -36,6 +37,20 @@ pub struct AgentRecord {
     pub refusals: Vec<Duration>,
     pub heartbeats: Vec<(Duration, Heartbeat)>,
     pub statuses: Vec<(Duration, AgentStatus)>,
+    pub syncs: Vec<(Duration, SyncReport)>,
+    /// Play events as stored: once per id, with the time first received.
+    pub events: BTreeMap<String, (Duration, PlayEvent)>,
+    /// Events received again after they were stored.
+    pub duplicate_events: usize,
+    /// Desired states sent, with their versions.
+    pub desired_sent: Vec<(Duration, u64)>,
+}
+
+impl AgentRecord {
+    /// The latest sync report.
+    pub fn last_sync(&self) -> Option<&SyncReport> {
+        self.syncs.last().map(|(_, r)| r)
+    }
 }
 
 /// What the controller does in answer to one message.
@@ -61,6 +76,9 @@ pub struct FakeController {
     mute: bool,
     conns: BTreeMap<ConnId, Conn>,
     records: Vec<AgentRecord>,
+    /// Each agent's desired state, sent after every welcome and again until
+    /// the agent reports it (reconciliation).
+    desired: Vec<Option<DesiredState>>,
 }
 
 impl FakeController {
@@ -71,6 +89,7 @@ impl FakeController {
             mute: false,
             conns: BTreeMap::new(),
             records: vec![AgentRecord::default(); agents],
+            desired: vec![None; agents],
         }
     }
 
@@ -111,6 +130,35 @@ impl FakeController {
         self.conns.remove(&conn);
     }
 
+    /// Sets `agent`'s desired state. Returns the connection to push it on now,
+    /// if the agent holds a welcomed one.
+    pub fn set_desired(
+        &mut self,
+        t: Duration,
+        agent: usize,
+        state: DesiredState,
+    ) -> Option<(ConnId, ControllerMessage)> {
+        let version = state.version;
+        self.desired[agent] = Some(state.clone());
+        if self.down || self.mute {
+            return None;
+        }
+        let conn = self.conns.iter().find(|(_, c)| c.agent == agent && c.welcomed).map(|(id, _)| *id)?;
+        self.records[agent].desired_sent.push((t, version));
+        Some((conn, ControllerMessage::DesiredState(state)))
+    }
+
+    /// The desired state, when `agent` has not reported it yet.
+    fn unreported_desired(&mut self, t: Duration, agent: usize) -> Option<ControllerMessage> {
+        let state = self.desired[agent].as_ref()?;
+        let reported = self.records[agent].last_sync().is_some_and(|r| r.version >= state.version);
+        if reported {
+            return None;
+        }
+        self.records[agent].desired_sent.push((t, state.version));
+        Some(ControllerMessage::DesiredState(state.clone()))
+    }
+
     /// A message arrived at simulated time `t`, controller wall clock `wall_ms`.
     pub fn receive(&mut self, t: Duration, wall_ms: i64, conn_id: ConnId, msg: AgentMessage) -> Reply {
         let Some(conn) = self.conns.get_mut(&conn_id) else {
@@ -143,9 +191,20 @@ impl FakeController {
                     heartbeat_interval_ms: self.config.heartbeat_interval_ms,
                     controller_time_ms: wall_ms,
                 };
-                Reply { messages: vec![ControllerMessage::Welcome(welcome)], close: false }
+                let agent = conn.agent;
+                let mut messages = vec![ControllerMessage::Welcome(welcome)];
+                if let Some(state) = self.desired[agent].clone() {
+                    self.records[agent].desired_sent.push((t, state.version));
+                    messages.push(ControllerMessage::DesiredState(state));
+                }
+                Reply { messages, close: false }
             }
-            AgentMessage::Heartbeat(_) | AgentMessage::Status(_) if !conn.welcomed => {
+            AgentMessage::Heartbeat(_)
+            | AgentMessage::Status(_)
+            | AgentMessage::Sync(_)
+            | AgentMessage::PlayEvents(_)
+                if !conn.welcomed =>
+            {
                 self.conns.remove(&conn_id);
                 let refusal = Refusal { reason: RefusalReason::HelloExpected, message: "say hello first".into() };
                 Reply { messages: vec![ControllerMessage::Refused(refusal)], close: true }
@@ -153,11 +212,30 @@ impl FakeController {
             AgentMessage::Heartbeat(hb) => {
                 record.heartbeats.push((t, hb));
                 let ack = HeartbeatAck { seq: hb.seq, agent_sent_at_ms: hb.sent_at_ms, controller_time_ms: wall_ms };
-                Reply { messages: vec![ControllerMessage::HeartbeatAck(ack)], close: false }
+                let agent = conn.agent;
+                let mut messages = vec![ControllerMessage::HeartbeatAck(ack)];
+                messages.extend(self.unreported_desired(t, agent));
+                Reply { messages, close: false }
             }
             AgentMessage::Status(status) => {
                 record.statuses.push((t, status));
                 Reply::default()
+            }
+            AgentMessage::Sync(report) => {
+                record.syncs.push((t, report));
+                Reply::default()
+            }
+            AgentMessage::PlayEvents(batch) => {
+                let mut ids = Vec::new();
+                for event in batch.events {
+                    ids.push(event.id.clone());
+                    if record.events.contains_key(&event.id) {
+                        record.duplicate_events += 1;
+                    } else {
+                        record.events.insert(event.id.clone(), (t, event));
+                    }
+                }
+                Reply { messages: vec![ControllerMessage::PlayEventsAck(PlayEventsAck { ids })], close: false }
             }
         }
     }

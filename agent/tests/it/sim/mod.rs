@@ -4,22 +4,37 @@
 //! takes the earliest of the next event and the earliest agent deadline, moves
 //! the clock there and handles it, until the target time.
 //!
+//! The sim plays each agent's shell: it carries the link, and fakes the
+//! devices the core drives. The amplifier confirms every switch (or fails
+//! them all); the player reports `Started` at once and `Finished` after the
+//! content's duration (or never, when it hangs); the downloader puts content
+//! in the cache after [`SimConfig::download_delay`]; persistence keeps the
+//! latest [`Output::Persist`] of each kind, so [`Sim::restart`] can hand it
+//! to a new core. Agents can be killed, restarted, and have their wall clock
+//! jump.
+//!
 //! # Layout
 //! - [`clock`]: the virtual clock (base `Instant` plus offset; wall time from a
 //!   fixed epoch, skewed per agent).
 //! - [`net`]: one path per agent with delay, jitter, loss, duplication and cuts.
 //! - [`controller`]: the fake controller.
+//! - [`plan`]: building desired states for the tests.
 
 pub mod clock;
 pub mod controller;
 pub mod net;
+pub mod plan;
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
-use dalaba_agent::core::{AgentCore, CoreConfig, CoreEvent, DeviceSnapshot, LinkDown, LinkState, Output};
+use dalaba_agent::core::{
+    AgentCore, AmplifierCommand, ContentNews, CoreConfig, CoreEvent, DeviceSnapshot, LinkDown, LinkState, Output,
+    PersistRequest, PlaybackNews, Restore,
+};
 use dalaba_protocol::link::{AgentMessage, AmplifierState, ControllerMessage, Hardware};
+use dalaba_protocol::state::DesiredState;
 
 use clock::VirtualClock;
 use controller::{ConnId, ControllerConfig, FakeController};
@@ -35,6 +50,8 @@ pub struct SimConfig {
     pub controller: ControllerConfig,
     /// A connection attempt into a cut path fails after this long.
     pub connect_timeout: Duration,
+    /// A fetch puts the content in the cache after this long.
+    pub download_delay: Duration,
 }
 
 impl Default for SimConfig {
@@ -45,6 +62,7 @@ impl Default for SimConfig {
             path: PathConditions::default(),
             controller: ControllerConfig::default(),
             connect_timeout: Duration::from_secs(10),
+            download_delay: Duration::from_secs(2),
         }
     }
 }
@@ -57,8 +75,21 @@ pub struct SimAgent {
     /// This agent's wall clock runs this far ahead of the controller's.
     pub skew_ms: i64,
     pub path: Path,
-    /// Every output of the core, with the simulated time it was polled.
+    /// Every output of the core, with the simulated time it was polled
+    /// (across restarts).
     pub outputs: Vec<(Duration, Output)>,
+    /// What the shell has on disk: the latest persisted plan and play log,
+    /// and the content cache.
+    pub disk: Restore,
+    /// The fake amplifier driver fails every switch.
+    pub amplifier_fails: bool,
+    /// The fake player never reports the end of anything.
+    pub player_hangs: bool,
+    /// Whether the agent process runs.
+    pub alive: bool,
+    /// Counts process starts; news from a previous process is dropped.
+    incarnation: u32,
+    config: CoreConfig,
     /// The connection the shell holds (being opened or open).
     conn: Option<ConnId>,
 }
@@ -75,6 +106,24 @@ impl SimAgent {
     /// When the core asked to connect.
     pub fn connects(&self) -> Vec<Duration> {
         self.outputs.iter().filter(|(_, o)| matches!(o, Output::Connect)).map(|(t, _)| *t).collect()
+    }
+
+    /// When the amplifier was switched, and how.
+    pub fn switches(&self) -> Vec<(Duration, AmplifierCommand)> {
+        let switches = self.outputs.iter().filter_map(|(t, o)| match o {
+            Output::SwitchAmplifier(cmd) => Some((*t, *cmd)),
+            _ => None,
+        });
+        switches.collect()
+    }
+
+    /// When each piece of audio was started: (time, entry id, part).
+    pub fn starts(&self) -> Vec<(Duration, String, usize)> {
+        let starts = self.outputs.iter().filter_map(|(t, o)| match o {
+            Output::StartPlayback { entry_id, part, .. } => Some((*t, entry_id.clone(), *part)),
+            _ => None,
+        });
+        starts.collect()
     }
 
     /// The delays of every reconnect the core scheduled.
@@ -117,6 +166,19 @@ enum Event {
         conn: ConnId,
         reason: &'static str,
     },
+    /// The fake devices of one agent process report.
+    Device {
+        agent: usize,
+        incarnation: u32,
+        news: DeviceNews,
+    },
+}
+
+#[derive(Debug)]
+enum DeviceNews {
+    Amplifier(AmplifierCommand, Result<AmplifierState, String>),
+    Player(PlaybackNews),
+    Content(ContentNews),
 }
 
 impl Event {
@@ -126,7 +188,8 @@ impl Event {
             | Event::ToController { agent, .. }
             | Event::ClosedByAgent { agent, .. }
             | Event::ToAgent { agent, .. }
-            | Event::ClosedByController { agent, .. } => agent,
+            | Event::ClosedByController { agent, .. }
+            | Event::Device { agent, .. } => agent,
         }
     }
 }
@@ -143,6 +206,8 @@ pub struct Sim {
     pub clock: VirtualClock,
     pub controller: FakeController,
     pub agents: Vec<SimAgent>,
+    /// Playing time of every content item the fake player knows.
+    pub durations: BTreeMap<String, u64>,
     config: SimConfig,
     queue: BinaryHeap<Scheduled>,
     next_seq: u64,
@@ -165,17 +230,32 @@ impl Sim {
                 adjust(i, &mut core_config);
                 let seed = config.seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
                 SimAgent {
-                    core: AgentCore::new(core_config, clock.now(0)),
+                    core: AgentCore::new(core_config.clone(), clock.now(0)),
                     id,
                     skew_ms: 0,
                     path: Path::new(config.path.clone(), seed),
                     outputs: vec![],
+                    disk: Restore::default(),
+                    amplifier_fails: false,
+                    player_hangs: false,
+                    alive: true,
+                    incarnation: 0,
+                    config: core_config,
                     conn: None,
                 }
             })
             .collect();
         let controller = FakeController::new(config.controller.clone(), config.agents);
-        let mut sim = Sim { clock, controller, agents, config, queue: BinaryHeap::new(), next_seq: 0, next_conn: 1 };
+        let mut sim = Sim {
+            clock,
+            controller,
+            agents,
+            durations: BTreeMap::new(),
+            config,
+            queue: BinaryHeap::new(),
+            next_seq: 0,
+            next_conn: 1,
+        };
         for i in 0..sim.agents.len() {
             sim.set_device(i, device(AmplifierState::Off, 1 << 30));
         }
@@ -221,6 +301,52 @@ impl Sim {
         self.pump(i);
     }
 
+    /// Gives agent `i` a new desired state at the controller, pushed at once
+    /// when the agent is connected, and teaches the fake player its content.
+    pub fn publish(&mut self, i: usize, state: DesiredState) {
+        for c in &state.content {
+            self.durations.insert(c.sha256.clone(), c.duration_ms);
+        }
+        let t = self.now();
+        if let Some((conn, msg)) = self.controller.set_desired(t, i, state) {
+            for at in self.agents[i].path.transmit(Dir::Down, t) {
+                self.schedule(at, Event::ToAgent { agent: i, conn, msg: msg.clone() });
+            }
+        }
+    }
+
+    /// Kills agent `i`'s process: the operating system closes its socket,
+    /// its devices fall silent, nothing is written any more.
+    pub fn kill(&mut self, i: usize) {
+        let t = self.now();
+        let agent = &mut self.agents[i];
+        agent.alive = false;
+        agent.incarnation += 1;
+        if let Some(conn) = agent.conn.take()
+            && let Some(at) = agent.path.transmit_close(Dir::Up, t)
+        {
+            self.schedule(at, Event::ClosedByAgent { agent: i, conn });
+        }
+    }
+
+    /// Starts agent `i`'s process again: a new core, restored from its disk.
+    pub fn restart(&mut self, i: usize) {
+        let now = self.clock.now(self.agents[i].skew_ms);
+        let agent = &mut self.agents[i];
+        agent.alive = true;
+        agent.incarnation += 1;
+        agent.conn = None;
+        agent.core = AgentCore::new(agent.config.clone(), now);
+        agent.core.restore(now, agent.disk.clone());
+        self.pump(i);
+        self.set_device(i, device(AmplifierState::Off, 1 << 30));
+    }
+
+    /// Agent `i`'s wall clock jumps by `by_ms` (an NTP sync, say).
+    pub fn jump_clock(&mut self, i: usize, by_ms: i64) {
+        self.agents[i].skew_ms += by_ms;
+    }
+
     /// Cuts agent `i`'s path from `from` for `duration`.
     pub fn cut(&mut self, i: usize, from: Duration, duration: Duration) {
         self.agents[i].path.cut(from, duration);
@@ -252,6 +378,7 @@ impl Sim {
             .agents
             .iter()
             .enumerate()
+            .filter(|(_, a)| a.alive)
             .filter_map(|(i, a)| a.core.poll_timeout().map(|at| (self.clock.offset_of(at), i)))
             .min();
         match (next_event, next_timer) {
@@ -277,6 +404,21 @@ impl Sim {
         let i = event.agent();
         let agent_now = self.clock.now(self.agents[i].skew_ms);
         match event {
+            Event::Device { incarnation, .. } if incarnation != self.agents[i].incarnation => {}
+            Event::Device { news, .. } => {
+                let core = &mut self.agents[i].core;
+                match news {
+                    DeviceNews::Amplifier(cmd, result) => core.handle_amplifier(agent_now, cmd, result),
+                    DeviceNews::Player(news) => core.handle_playback(agent_now, news),
+                    DeviceNews::Content(news) => {
+                        if let ContentNews::Cached { sha256 } = &news {
+                            self.agents[i].disk.cached.insert(sha256.clone());
+                        }
+                        self.agents[i].core.handle_content(agent_now, news);
+                    }
+                }
+                self.pump(i);
+            }
             Event::Handshake { conn, .. } if self.agents[i].conn != Some(conn) => {}
             Event::Handshake { conn, timed_out, .. } => {
                 let failure = if timed_out || self.agents[i].path.is_cut(t) {
@@ -365,9 +507,44 @@ impl Sim {
                         self.agents[i].core.handle_link_down(now, LinkDown::Closed("closed by agent".into()));
                     }
                 }
-                Output::SwitchAmplifier(_) | Output::Event(_) => {}
+                Output::SwitchAmplifier(cmd) => {
+                    let result = if self.agents[i].amplifier_fails {
+                        Err("relay board did not answer".to_string())
+                    } else {
+                        Ok(match cmd {
+                            AmplifierCommand::On => AmplifierState::On,
+                            AmplifierCommand::Off => AmplifierState::Off,
+                        })
+                    };
+                    self.device_news(i, t, DeviceNews::Amplifier(cmd, result));
+                }
+                Output::StartPlayback { entry_id, part, sha256, .. } => {
+                    let at_ms = self.clock.wall_ms(self.agents[i].skew_ms);
+                    let started = PlaybackNews::Started { entry_id: entry_id.clone(), part, at_ms };
+                    self.device_news(i, t, DeviceNews::Player(started));
+                    let news = match self.durations.get(&sha256) {
+                        _ if self.agents[i].player_hangs => None,
+                        Some(ms) => Some((t + Duration::from_millis(*ms), PlaybackNews::Finished { entry_id, part })),
+                        None => Some((t, PlaybackNews::Failed { entry_id, part, reason: "cannot decode".into() })),
+                    };
+                    if let Some((at, news)) = news {
+                        self.device_news(i, at, DeviceNews::Player(news));
+                    }
+                }
+                Output::Fetch { sha256, .. } => {
+                    let at = t + self.config.download_delay;
+                    self.device_news(i, at, DeviceNews::Content(ContentNews::Cached { sha256 }));
+                }
+                Output::Persist(PersistRequest::DesiredState(state)) => self.agents[i].disk.desired = Some(*state),
+                Output::Persist(PersistRequest::PlayLog(log)) => self.agents[i].disk.play_log = log,
+                Output::StopPlayback { .. } | Output::Event(_) => {}
             }
         }
+    }
+
+    fn device_news(&mut self, i: usize, at: Duration, news: DeviceNews) {
+        let incarnation = self.agents[i].incarnation;
+        self.schedule(at, Event::Device { agent: i, incarnation, news });
     }
 
     fn schedule(&mut self, at: Duration, event: Event) {

@@ -5,6 +5,7 @@
 //! failing half-way; `busy_timeout` makes the second one wait.
 
 mod agents;
+mod plays;
 mod regions;
 
 use std::path::Path;
@@ -14,7 +15,9 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::migrations::{self, latest_version};
-use super::{Agent, EnrolmentCode, NewAgent, RedeemError, Store, StoreError};
+use dalaba_protocol::state::PlayEvent;
+
+use super::{Agent, EnrolmentCode, NewAgent, PlayEventsStored, RedeemError, Store, StoreError, StoredPlayEvent};
 use crate::directory::{ImportRow, ImportSummary, NewRegion, Region, RegionPatch};
 
 /// How long a write waits for another connection's transaction.
@@ -137,6 +140,19 @@ impl Store for SqliteStore {
 
     fn record_agent_seen(&self, id: &str, at_ms: i64) -> Result<(), StoreError> {
         agents::record_seen(&self.lock(), id, at_ms)
+    }
+
+    fn record_play_events(
+        &self,
+        agent_id: &str,
+        events: &[PlayEvent],
+        received_at_ms: i64,
+    ) -> Result<PlayEventsStored, StoreError> {
+        plays::record(&mut self.lock(), agent_id, events, received_at_ms)
+    }
+
+    fn play_events(&self, village_id: i64, from_ms: i64, to_ms: i64) -> Result<Vec<StoredPlayEvent>, StoreError> {
+        plays::of_village(&self.lock(), village_id, from_ms, to_ms)
     }
 
     fn delete_agent(&self, id: &str) -> Result<(), StoreError> {

@@ -273,7 +273,10 @@ impl Sim {
 
     /// Runs every event and deadline up to and including `t`.
     pub fn drive_until(&mut self, t: Duration) {
-        while self.step(t) {}
+        let mut steps = 0u64;
+        while self.step(t) {
+            settle_guard(&mut steps, self.now());
+        }
         self.clock.advance_to(t.max(self.now()));
     }
 
@@ -283,7 +286,9 @@ impl Sim {
 
     /// Runs until `done` holds or `deadline` passes; returns when it first held.
     pub fn run_until(&mut self, deadline: Duration, done: impl Fn(&Sim) -> bool) -> Option<Duration> {
+        let mut steps = 0u64;
         loop {
+            settle_guard(&mut steps, self.now());
             if done(self) {
                 return Some(self.now());
             }
@@ -588,3 +593,15 @@ impl PartialEq for Scheduled {
 }
 
 impl Eq for Scheduled {}
+
+/// Most events one drive may process. A core that keeps scheduling work for
+/// the same instant would otherwise hang the test instead of failing it.
+const MAX_STEPS: u64 = 20_000_000;
+
+fn settle_guard(steps: &mut u64, now: Duration) {
+    *steps += 1;
+    assert!(
+        *steps <= MAX_STEPS,
+        "the simulation did not settle by {now:?}: {MAX_STEPS} events without reaching the deadline (a livelock in the core?)"
+    );
+}

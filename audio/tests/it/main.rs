@@ -1,0 +1,8 @@
+//! Integration tests of `dalaba-audio`: every format through `analyse` and
+//! the Opus transcode, a table of bad inputs, and a no-panic sweep.
+
+mod bad_input;
+mod formats;
+mod robustness;
+mod support;
+mod transcode;

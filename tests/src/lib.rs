@@ -36,6 +36,41 @@ where
     }
 }
 
+/// A controller configuration for tests and benchmarks: HTTPS with a
+/// generated certificate on `listen`, data in `data_dir`.
+pub fn controller_config(
+    listen: &str,
+    data_dir: &std::path::Path,
+    heartbeat: (u64, u64),
+    max_connections: usize,
+    log: &str,
+) -> String {
+    let (interval, timeout) = heartbeat;
+    format!(
+        r#"
+[server]
+listen = "{listen}"
+plain_http = false
+allow_plain_http_on_network = false
+tls_cert = ""
+tls_key = ""
+tls_names = ["localhost", "127.0.0.1"]
+[storage]
+data_dir = "{data}"
+[link]
+heartbeat_interval_secs = {interval}
+heartbeat_timeout_secs = {timeout}
+max_connections = {max_connections}
+[enrolment]
+code_ttl_minutes = 1440
+[log]
+format = "text"
+level = "{log}"
+"#,
+        data = data_dir.display()
+    )
+}
+
 /// A CSV directory of one county, `townships` townships and `villages`
 /// villages spread over them, in the import format.
 pub fn county_csv(townships: usize, villages: usize) -> String {

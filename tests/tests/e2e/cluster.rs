@@ -27,28 +27,12 @@ impl Cluster {
     pub async fn start(villages: usize) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let config = format!(
-            r#"
-[server]
-listen = "127.0.0.1:{port}"
-plain_http = false
-allow_plain_http_on_network = false
-tls_cert = ""
-tls_key = ""
-tls_names = ["localhost", "127.0.0.1"]
-[storage]
-data_dir = "{data}"
-[link]
-heartbeat_interval_secs = {HEARTBEAT_SECS}
-heartbeat_timeout_secs = {TIMEOUT_SECS}
-max_connections = 1000
-[enrolment]
-code_ttl_minutes = 60
-[log]
-format = "text"
-level = "info,dalaba_controller=debug"
-"#,
-            data = dir.path().join("data").display()
+        let config = dalaba_e2e::controller_config(
+            &format!("127.0.0.1:{port}"),
+            &dir.path().join("data"),
+            (HEARTBEAT_SECS, TIMEOUT_SECS),
+            1000,
+            "info,dalaba_controller=debug",
         );
         std::fs::write(dir.path().join("controller.toml"), config).expect("write config");
         let api = Api::new(&format!("https://127.0.0.1:{port}")).expect("url");

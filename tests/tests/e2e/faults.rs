@@ -148,7 +148,7 @@ async fn wrong_secret_and_second_connection() {
     assert_eq!(code, 4000, "{reason}");
     assert!(reason.contains("superseded"), "{reason}");
     // The newer is the one online, and stays so after the older is gone.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.controller().wait_printed("older link of agent closed", Duration::from_secs(5)).await.expect("older gone");
     assert_eq!(c.online_count().await, 1);
     second.send(Message::Text(r#"{"type":"heartbeat","seq":1,"sent_at_ms":1}"#.into())).await.expect("newer alive");
     assert!(c.controller().printed("second connection for agent"), "logged");

@@ -53,29 +53,7 @@ impl Controller {
     /// (e.g. `MALLOC_ARENA_MAX`).
     pub async fn start(dir: &Path, log: &str, env: &[(&str, &str)]) -> anyhow::Result<Controller> {
         let (ip, port) = fresh_address()?;
-        let config = format!(
-            r#"
-[server]
-listen = "{ip}:{port}"
-plain_http = false
-allow_plain_http_on_network = false
-tls_cert = ""
-tls_key = ""
-tls_names = ["localhost", "127.0.0.1"]
-[storage]
-data_dir = "{data}"
-[link]
-heartbeat_interval_secs = 15
-heartbeat_timeout_secs = 45
-max_connections = 20000
-[enrolment]
-code_ttl_minutes = 1440
-[log]
-format = "text"
-level = "{log}"
-"#,
-            data = dir.join("data").display()
-        );
+        let config = dalaba_e2e::controller_config(&format!("{ip}:{port}"), &dir.join("data"), (15, 45), 20_000, log);
         let path = dir.join("controller.toml");
         std::fs::write(&path, config).with_context(|| format!("cannot write {}", path.display()))?;
         let path = path.to_str().context("temporary paths are UTF-8")?;

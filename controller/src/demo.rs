@@ -89,6 +89,9 @@ pub async fn run(mut config: Config, config_given: bool, args: DemoArgs) -> anyh
         .arg("--state-dir")
         .arg(&fleet_dir)
         .arg("--exit-on-stdin-eof")
+        // 212 villages connecting would bury the address above in log lines;
+        // the villages say only what goes wrong unless RUST_LOG asks for more.
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .stdin(Stdio::piped())
         .kill_on_drop(true)
         .spawn()

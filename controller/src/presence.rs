@@ -157,33 +157,24 @@ impl Presence {
 
     /// Stores a status report; notifies dashboards when it changed.
     pub fn status(&self, agent_id: &str, conn_id: u64, status: AgentStatus, now_ms: i64) {
-        let changed = {
-            let mut live = self.lock();
-            match live.get_mut(agent_id).filter(|l| l.conn_id == conn_id) {
-                Some(l) => {
-                    l.last_seen_ms = now_ms;
-                    let changed = l.status.as_ref() != Some(&status);
-                    l.status = Some(status);
-                    changed
-                }
-                None => false,
-            }
-        };
-        if changed {
-            self.notify(agent_id);
-        }
+        self.report(agent_id, conn_id, now_ms, |l| replace(&mut l.status, status));
     }
 
     /// Stores a sync report; notifies dashboards when it changed.
     pub fn sync(&self, agent_id: &str, conn_id: u64, report: SyncReport, now_ms: i64) {
+        self.report(agent_id, conn_id, now_ms, |l| replace(&mut l.sync, report));
+    }
+
+    /// Applies a report to the agent's live entry if `conn_id` is still its
+    /// link, counts it as a sign of life, and notifies dashboards when
+    /// `apply` says something changed.
+    fn report(&self, agent_id: &str, conn_id: u64, now_ms: i64, apply: impl FnOnce(&mut Live) -> bool) {
         let changed = {
             let mut live = self.lock();
             match live.get_mut(agent_id).filter(|l| l.conn_id == conn_id) {
                 Some(l) => {
                     l.last_seen_ms = now_ms;
-                    let changed = l.sync.as_ref() != Some(&report);
-                    l.sync = Some(report);
-                    changed
+                    apply(l)
                 }
                 None => false,
             }
@@ -241,6 +232,13 @@ impl Presence {
         // leave the map half-updated, so a poisoned lock is still usable.
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Stores `new` in `slot`; returns whether it differs from what was there.
+fn replace<T: PartialEq>(slot: &mut Option<T>, new: T) -> bool {
+    let changed = slot.as_ref() != Some(&new);
+    *slot = Some(new);
+    changed
 }
 
 fn view(l: &Live) -> LiveView {

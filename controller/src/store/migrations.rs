@@ -215,22 +215,7 @@ mod tests {
         let path = dir.path().join("dalaba.db");
         let village = {
             let store = SqliteStore::open_at_version(&path, 2).expect("open at 2");
-            for rows in crate::directory::demo::demo_county().chunks(500) {
-                store.import_regions(rows).expect("demo");
-            }
-            let village = store.regions().expect("regions").into_iter().find(|r| r.level == Level::Village);
-            let village = village.expect("a village").id;
-            store.create_enrolment_code(village, "ABCD-EFGH", 10, 0).expect("code");
-            let agent = crate::store::NewAgent {
-                id: "ag-1".into(),
-                secret_hash: "h".into(),
-                hostname: "pi".into(),
-                agent_version: "t".into(),
-                hardware_json: "{}".into(),
-                enrolled_at_ms: 1,
-            };
-            store.redeem_enrolment_code("ABCD-EFGH", 1, &agent).expect("redeem");
-            village
+            crate::store::testing::demo_with_agent(&store)
         };
         let store = SqliteStore::open(&path).expect("upgrade");
         assert_eq!(store.schema_version().expect("version"), 3);

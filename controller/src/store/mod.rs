@@ -22,6 +22,8 @@
 
 pub mod migrations;
 pub mod sqlite;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::path::PathBuf;
 

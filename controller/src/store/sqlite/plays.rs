@@ -107,8 +107,8 @@ fn outcome_from(s: &str) -> Option<PlayOutcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{NewAgent, Store};
 
     fn event(id: &str, scheduled_ms: i64, outcome: PlayOutcome) -> PlayEvent {
         PlayEvent {
@@ -126,23 +126,8 @@ mod tests {
 
     fn store_with_agent() -> (SqliteStore, i64) {
         let store = SqliteStore::open_in_memory().expect("store");
-        for row in crate::directory::demo::demo_county().chunks(300) {
-            store.import_regions(row).expect("demo");
-        }
-        let village =
-            store.regions().expect("regions").into_iter().find(|r| r.level == crate::directory::Level::Village);
-        let village_id = village.expect("a village").id;
-        store.create_enrolment_code(village_id, "ABCD-EFGH", 10_000, 0).expect("code");
-        let agent = NewAgent {
-            id: "ag-1".into(),
-            secret_hash: "h".into(),
-            hostname: "pi".into(),
-            agent_version: "t".into(),
-            hardware_json: "{}".into(),
-            enrolled_at_ms: 1,
-        };
-        store.redeem_enrolment_code("ABCD-EFGH", 1, &agent).expect("redeem");
-        (store, village_id)
+        let village = crate::store::testing::demo_with_agent(&store);
+        (store, village)
     }
 
     #[test]

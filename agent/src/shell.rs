@@ -21,6 +21,7 @@ use std::time::Duration;
 use dalaba_protocol::link::ControllerMessage;
 use dalaba_protocol::{MAX_CONTROLLER_FRAME, codec};
 use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -33,6 +34,19 @@ use crate::identity::Identity;
 use crate::net::{ControllerUrl, Link, NetError, open_link};
 
 type Connecting = Pin<Box<dyn Future<Output = Result<Link, NetError>> + Send>>;
+
+/// What the shell's own IO tasks (the player, the downloader) report back
+/// to the loop, which hands it to the core. Tasks hold a [`NewsSender`].
+#[derive(Debug)]
+pub enum News {
+    /// From the player.
+    Playback(PlaybackNews),
+    /// From the downloader or the cache.
+    Content(ContentNews),
+}
+
+/// Where IO tasks send their [`News`].
+pub type NewsSender = mpsc::UnboundedSender<News>;
 
 /// Runs one agent until `stop` is cancelled.
 pub async fn run(
@@ -52,6 +66,9 @@ pub async fn run(
     let agent = identity.agent_id.clone();
     let store = Store::new(devices.state_dir());
     core.restore(clock::now(), store.load(&agent));
+    // The loop holds a sender too, so `recv` never ends while it runs.
+    let (news_tx, mut news_rx) = mpsc::unbounded_channel::<News>();
+    let _news_tx = news_tx.clone();
     let mut link: Option<Link> = None;
     let mut connecting: Option<Connecting> = None;
     let mut poll = tokio::time::interval(device_poll);
@@ -168,6 +185,10 @@ pub async fn run(
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                 core.handle_timeout(clock::now());
             }
+            Some(news) = news_rx.recv() => match news {
+                News::Playback(n) => core.handle_playback(clock::now(), n),
+                News::Content(n) => core.handle_content(clock::now(), n),
+            },
             _ = poll.tick() => {
                 core.handle_device(clock::now(), devices.snapshot());
             }

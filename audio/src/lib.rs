@@ -23,6 +23,8 @@
 //! - [`opus`]: the frame [`Encoder`](opus::Encoder) (reusable by live
 //!   streams), the Ogg Opus file writer and the library transcode.
 //! - [`level`]: peak and RMS levels of PCM samples, and test tones.
+//! - [`stream`]: [`StreamDecoder`] — packet-by-packet mono 48 kHz blocks for
+//!   the agent's player, so playback starts after the first packet.
 //! - Private: `decode` (symphonia set-up, downmix, error naming), `sniff`
 //!   (what a non-audio file looks like), `opus_decoder` (Opus for symphonia).
 //!
@@ -39,6 +41,8 @@ mod opus_decoder;
 pub mod probe;
 pub mod resample;
 mod sniff;
+pub mod stream;
 
 pub use error::{AudioError, Found};
 pub use probe::{Analysis, Format};
+pub use stream::StreamDecoder;

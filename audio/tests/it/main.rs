@@ -4,5 +4,6 @@
 mod bad_input;
 mod formats;
 mod robustness;
+mod stream;
 mod support;
 mod transcode;

@@ -4,12 +4,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use dalaba_protocol::state::PlaybackSettings;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, Settings};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::distribution::Distribution;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::signing::CommandSigner;
@@ -74,11 +76,13 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         metrics: Arc::new(Metrics::new()),
         clock,
         settings: Arc::new(settings),
+        distribution: Arc::new(Distribution::new(PlaybackSettings::default())),
     };
     let listener =
         listen(config.server.listen).with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
+    tokio::spawn(crate::distribution::run(state.clone(), shutdown.clone()));
     let app = api::router(state.clone());
     let task = tokio::spawn(crate::server::serve(
         listener,

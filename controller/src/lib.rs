@@ -8,9 +8,12 @@
 //! - [`config`]: typed, validated configuration.
 //! - [`store`]: the storage boundary and its SQLite implementation.
 //! - [`directory`]: regions, CSV import/export, the demo county.
+//! - [`library`]: the audio library (uploads, text to speech, content files).
 //! - [`api`]: the JSON API under `/api/v1`; [`link`]: the agent WebSocket;
 //!   [`web`]: the embedded pages; [`metrics`]: Prometheus text.
 //! - [`presence`]: who is online now.
+//! - [`schedules`]: the timetable as operators write it;
+//!   [`distribution`]: each agent's desired state, rebuilt on change.
 //! - [`server`]: the TCP/TLS/HTTP accept loop; [`tls`], [`signing`]: keys.
 //! - [`app`]: builds and starts a controller from a configuration.
 //! - [`demo`]: the demo county with simulated villages.
@@ -22,9 +25,12 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod directory;
+pub mod library;
+pub mod distribution;
 pub mod link;
 pub mod metrics;
 pub mod presence;
+pub mod schedules;
 pub mod server;
 pub mod signing;
 pub mod store;

@@ -19,8 +19,10 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use dalaba_protocol::codec::{self, DecodeError};
 use dalaba_protocol::link::{AgentMessage, ControllerMessage, HeartbeatAck, Refusal, RefusalReason, Welcome};
-use dalaba_protocol::state::{MAX_EVENTS_PER_BATCH, PlayEvents, PlayEventsAck};
-use dalaba_protocol::{MAX_CONTROL_FRAME, PROTOCOL_VERSION, is_supported, parse_bearer_credentials};
+use dalaba_protocol::state::{DesiredState, MAX_EVENTS_PER_BATCH, PlayEvents, PlayEventsAck};
+use dalaba_protocol::{
+    MAX_CONTROL_FRAME, MAX_CONTROLLER_FRAME, PROTOCOL_VERSION, is_supported, parse_bearer_credentials,
+};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::api::{ApiError, AppState, secret_hash};
@@ -156,6 +158,10 @@ async fn run(st: AppState, agent_id: String, peer: SocketAddr, mut socket: WebSo
         controller_time_ms: now,
     });
     let mut reason = if send(&mut socket, welcome).await { None } else { Some("send failed".to_string()) };
+    // The desired state follows the welcome, and every change of it after.
+    let mut desired = st.distribution.subscribe(&agent_id);
+    desired.mark_changed();
+    let mut desired_open = true;
 
     let silence = st.settings.heartbeat_timeout;
     let mut deadline = Instant::now() + silence;
@@ -178,6 +184,19 @@ async fn run(st: AppState, agent_id: String, peer: SocketAddr, mut socket: WebSo
                 close_with(&mut socket, close::SILENT, &why).await;
                 reason = Some(why);
             }
+            changed = desired.changed(), if desired_open => {
+                if changed.is_err() {
+                    // The distribution let go of this agent (it is being removed).
+                    desired_open = false;
+                    continue;
+                }
+                let state = desired.borrow_and_update().as_ref().map(|d| d.to_state());
+                if let Some(state) = state
+                    && !send_desired(&mut socket, &agent_id, state).await
+                {
+                    reason = Some("send failed".into());
+                }
+            }
             frame = socket.recv() => {
                 deadline = Instant::now() + silence;
                 reason = handle_frame(&st, &agent_id, reg.conn_id, &mut socket, frame).await;
@@ -196,6 +215,20 @@ async fn run(st: AppState, agent_id: String, peer: SocketAddr, mut socket: WebSo
         tracing::info!(agent = %agent_id, %peer, reason = %why, "older link of agent closed");
     }
     st.metrics.disconnects.inc();
+}
+
+/// Sends a desired state; false when the link failed. A state too large for
+/// one frame is not sent (the agent keeps its previous plan) and logged.
+async fn send_desired(socket: &mut WebSocket, agent_id: &str, state: DesiredState) -> bool {
+    let version = state.version;
+    let text = codec::encode(&ControllerMessage::DesiredState(state));
+    if text.len() > MAX_CONTROLLER_FRAME {
+        tracing::error!(agent = %agent_id, version, bytes = text.len(), limit = MAX_CONTROLLER_FRAME,
+            "desired state too large for one frame; not sent");
+        return true;
+    }
+    tracing::debug!(agent = %agent_id, version, bytes = text.len(), "sending desired state");
+    socket.send(Message::Text(Utf8Bytes::from(text))).await.is_ok()
 }
 
 /// Handles one received frame; returns why the link must end, if it must.

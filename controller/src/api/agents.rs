@@ -126,6 +126,7 @@ pub async fn remove(
     st.db(move |s| s.delete_agent(&lookup)).await?;
     let was_online = st.presence.kick(&id, crate::presence::Kick::Removed);
     tracing::info!(agent = %id, was_online, "agent removed");
+    st.distribution.poke();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -250,6 +251,7 @@ pub async fn enrol(
         })
         .await?;
     tracing::info!(agent = %agent.id, village_id = agent.village_id, hostname = %agent.hostname, "agent enrolled");
+    st.distribution.poke();
     Ok(Json(EnrolResponse {
         agent_id: agent.id,
         secret,

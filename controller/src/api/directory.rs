@@ -34,6 +34,7 @@ pub async fn create(
     let Json(new) = body?;
     let region = st.db(move |s| s.create_region(&new)).await?;
     tracing::info!(id = region.id, code = %region.code, name = %region.name, "region created");
+    st.distribution.poke();
     Ok((StatusCode::CREATED, Json(region)))
 }
 
@@ -47,6 +48,7 @@ pub async fn update(
     let Json(patch) = body?;
     let region = st.db(move |s| s.update_region(id, &patch)).await?;
     tracing::info!(id, "region updated");
+    st.distribution.poke();
     Ok(Json(region))
 }
 
@@ -55,6 +57,7 @@ pub async fn remove(State(st): State<AppState>, id: Result<Path<i64>, PathReject
     let Path(id) = id?;
     st.db(move |s| s.delete_region(id)).await?;
     tracing::info!(id, "region deleted");
+    st.distribution.poke();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -82,6 +85,7 @@ pub async fn import_csv(State(st): State<AppState>, body: Bytes) -> Result<Json<
         })
         .await?
         .map_err(csv_error)?;
+    st.distribution.poke();
     tracing::info!(
         created = summary.created,
         updated = summary.updated,

@@ -6,6 +6,7 @@
 //! - `agents`: agents, enrolment codes, enrolment.
 //! - `events`: the server-sent event stream for dashboards.
 //! - `plays`: proof of play per village and day.
+//! - `schedules`: schedules, quiet hours, schedule previews and the plan views.
 //! - `openapi`: the OpenAPI document.
 //! - [`crate::link`]: the agent WebSocket (mounted here).
 
@@ -15,6 +16,7 @@ mod error;
 mod events;
 mod openapi;
 mod plays;
+mod schedules;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +31,7 @@ pub use error::ApiError;
 pub use openapi::OPENAPI;
 
 use crate::clock::Clock;
+use crate::distribution::Distribution;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::store::{Store, StoreError};
@@ -64,6 +67,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Settings.
     pub settings: Arc<Settings>,
+    /// Every agent's desired state.
+    pub distribution: Arc<Distribution>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -101,6 +106,12 @@ pub fn router(state: AppState) -> Router {
         .route("/directory/import", post(directory::import_csv).layer(DefaultBodyLimit::max(MAX_CSV_BYTES)))
         .route("/villages/{id}/enrolment-codes", post(agents::create_code))
         .route("/villages/{id}/plays", get(plays::of_village_day))
+        .route("/villages/{id}/plan", get(schedules::village_day))
+        .route("/schedules", get(schedules::list).post(schedules::create))
+        .route("/schedules/preview", post(schedules::preview))
+        .route("/schedules/{id}", get(schedules::one).put(schedules::replace).delete(schedules::remove))
+        .route("/quiet-hours", get(schedules::quiet_hours).put(schedules::set_quiet_hours))
+        .route("/plan", get(schedules::plan_view))
         .route("/enrol", post(agents::enrol))
         .route("/agents", get(agents::list))
         .route("/agents/{id}", get(agents::one))

@@ -89,6 +89,80 @@ pub const MIGRATIONS: &[Migration] = &[
             CREATE INDEX play_events_village_time ON play_events (village_id, scheduled_ms);
         ",
     },
+    Migration {
+        version: 4,
+        name: "audio library",
+        // Files live in data_dir/content/<sha256>; a row is written only
+        // after both of its files are in place. One item per original.
+        sql: "
+            CREATE TABLE library_categories (
+                key      TEXT PRIMARY KEY,
+                label_zh TEXT NOT NULL,
+                label_en TEXT NOT NULL,
+                builtin  INTEGER NOT NULL DEFAULT 0
+            );
+            INSERT INTO library_categories (key, label_zh, label_en, builtin) VALUES
+                ('legal', '法律法规', 'Laws and regulations', 1),
+                ('traffic', '交通出行', 'Traffic and travel', 1),
+                ('health', '卫生健康', 'Health', 1);
+            CREATE TABLE library_items (
+                id                  INTEGER PRIMARY KEY,
+                title               TEXT NOT NULL,
+                description         TEXT NOT NULL DEFAULT '',
+                category            TEXT NOT NULL REFERENCES library_categories (key) ON DELETE RESTRICT,
+                source              TEXT NOT NULL CHECK (source IN ('upload', 'tts')),
+                original_sha256     TEXT NOT NULL UNIQUE,
+                original_size       INTEGER NOT NULL,
+                original_format     TEXT NOT NULL,
+                distribution_sha256 TEXT NOT NULL,
+                distribution_size   INTEGER NOT NULL,
+                distribution_format TEXT NOT NULL,
+                duration_ms         INTEGER NOT NULL,
+                loudness_lufs       REAL,
+                true_peak_dbtp      REAL,
+                gain_db             REAL NOT NULL,
+                created_at_ms       INTEGER NOT NULL
+            );
+            CREATE INDEX library_items_category ON library_items (category);
+            CREATE INDEX library_items_distribution ON library_items (distribution_sha256);
+        ",
+    },
+    Migration {
+        version: 5,
+        name: "schedules, quiet hours and desired-state versions",
+        // A schedule's settings are JSON (the API's shape, less the
+        // playlist); its playlist rows hold the library items, so an item a
+        // schedule plays cannot be deleted.
+        sql: "
+            CREATE TABLE schedules (
+                id            INTEGER PRIMARY KEY,
+                name          TEXT NOT NULL,
+                enabled       INTEGER NOT NULL DEFAULT 1,
+                spec          TEXT NOT NULL,
+                created_at_ms INTEGER NOT NULL,
+                updated_at_ms INTEGER NOT NULL
+            );
+            CREATE TABLE schedule_items (
+                schedule_id INTEGER NOT NULL REFERENCES schedules (id) ON DELETE CASCADE,
+                position    INTEGER NOT NULL,
+                item_id     INTEGER NOT NULL REFERENCES library_items (id) ON DELETE RESTRICT,
+                repeats     INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (schedule_id, position)
+            );
+            CREATE INDEX schedule_items_item ON schedule_items (item_id);
+            CREATE TABLE quiet_hours (
+                id            INTEGER PRIMARY KEY CHECK (id = 1),
+                spec          TEXT NOT NULL,
+                updated_at_ms INTEGER NOT NULL
+            );
+            CREATE TABLE desired_states (
+                agent_id    TEXT PRIMARY KEY REFERENCES agents (id) ON DELETE CASCADE,
+                version     INTEGER NOT NULL,
+                digest      TEXT NOT NULL,
+                built_at_ms INTEGER NOT NULL
+            );
+        ",
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -177,7 +251,7 @@ mod tests {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1, "{}", m.name);
         }
-        assert_eq!(latest_version(), 3);
+        assert_eq!(latest_version(), 5);
     }
 
     #[test]
@@ -186,7 +260,20 @@ mod tests {
         assert_eq!(current_version(&conn).expect("version"), 0);
         migrate(&mut conn, latest_version()).expect("migrate");
         assert_eq!(current_version(&conn).expect("version"), latest_version());
-        assert_eq!(tables(&conn), ["agents", "enrolment_codes", "play_events", "regions", "schema_migrations"]);
+        let expected = [
+            "agents",
+            "desired_states",
+            "enrolment_codes",
+            "library_categories",
+            "library_items",
+            "play_events",
+            "quiet_hours",
+            "regions",
+            "schedule_items",
+            "schedules",
+            "schema_migrations",
+        ];
+        assert_eq!(tables(&conn), expected);
         let applied: i64 =
             conn.query_row("SELECT MIN(applied_at_ms) FROM schema_migrations", [], |r| r.get(0)).expect("applied");
         assert!(applied > 1_700_000_000_000, "applied_at_ms {applied} is not a recent time");
@@ -218,7 +305,7 @@ mod tests {
             crate::store::testing::demo_with_agent(&store)
         };
         let store = SqliteStore::open(&path).expect("upgrade");
-        assert_eq!(store.schema_version().expect("version"), 3);
+        assert_eq!(store.schema_version().expect("version"), latest_version());
         assert_eq!(store.agents().expect("agents").len(), 1, "agents survive the upgrade");
         let event = PlayEvent {
             id: "e".into(),
@@ -257,7 +344,21 @@ mod tests {
         let err = SqliteStore::open(&path).expect_err("refused");
         assert_eq!(
             err.to_string(),
-            "database schema version 7 is newer than this controller (3); upgrade the controller"
+            format!(
+                "database schema version 7 is newer than this controller ({}); upgrade the controller",
+                latest_version()
+            )
         );
+    }
+
+    #[test]
+    fn upgrades_a_version_3_database_to_the_library_with_its_categories() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dalaba.db");
+        drop(SqliteStore::open_at_version(&path, 3).expect("open at 3"));
+        let store = SqliteStore::open(&path).expect("upgrade");
+        let keys: Vec<String> = store.library_categories().expect("categories").into_iter().map(|c| c.key).collect();
+        assert_eq!(keys, ["health", "legal", "traffic"]);
+        assert_eq!(store.library_items().expect("items"), []);
     }
 }

@@ -17,7 +17,8 @@
 //!   does not reveal codes that are still valid.
 //!
 //! # Layout
-//! - `sqlite`: the SQLite store (`regions`, `agents` and `plays` queries);
+//! - `sqlite`: the SQLite store (`regions`, `agents`, `plays` and `library`
+//!   queries);
 //! - `migrations`: the ordered schema migrations applied at open.
 
 pub mod migrations;
@@ -32,7 +33,10 @@ use thiserror::Error;
 
 use dalaba_protocol::state::PlayEvent;
 
+use crate::schedules::{ScheduleSpec, StoredSchedule, Timetable};
+use dalaba_schedules::QuietHours;
 use crate::directory::{CsvErrors, ImportRow, ImportSummary, NewRegion, Region, RegionPatch, ValidationError};
+use crate::library::{Category, LibraryItem, LibraryItemPatch, NewCategory, NewLibraryItem, StoredFile};
 
 /// What [`Store::record_play_events`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,6 +124,64 @@ pub trait Store: Send + Sync + 'static {
     /// Play events of a village whose scheduled time is in `[from_ms, to_ms)`,
     /// ordered by scheduled time.
     fn play_events(&self, village_id: i64, from_ms: i64, to_ms: i64) -> Result<Vec<StoredPlayEvent>, StoreError>;
+
+    // audio library
+    /// Every library category, ordered by key.
+    fn library_categories(&self) -> Result<Vec<Category>, StoreError>;
+    /// Creates a custom category; a used key is a [`StoreError::Conflict`].
+    fn create_library_category(&self, new: &NewCategory) -> Result<Category, StoreError>;
+    /// One library item, if it exists.
+    fn library_item(&self, id: i64) -> Result<Option<LibraryItem>, StoreError>;
+    /// Every library item, newest first.
+    fn library_items(&self) -> Result<Vec<LibraryItem>, StoreError>;
+    /// The item whose original file has this SHA-256, if any.
+    fn library_item_by_original(&self, sha256: &str) -> Result<Option<LibraryItem>, StoreError>;
+    /// The distribution file with this SHA-256, if an item refers to it.
+    fn library_distribution(&self, sha256: &str) -> Result<Option<StoredFile>, StoreError>;
+    /// Whether any item refers to this SHA-256, as original or distribution.
+    fn library_content_in_use(&self, sha256: &str) -> Result<bool, StoreError>;
+    /// Inserts an item whose files are in place. An unknown category is
+    /// [`StoreError::NotFound`]; an original already in the library is a
+    /// [`StoreError::Conflict`].
+    fn insert_library_item(&self, new: &NewLibraryItem) -> Result<LibraryItem, StoreError>;
+    /// Changes an item's title, description or category.
+    fn update_library_item(&self, id: i64, patch: &LibraryItemPatch) -> Result<LibraryItem, StoreError>;
+    /// Deletes an item and returns it (its files are the caller's to
+    /// remove). An item a schedule uses is a [`StoreError::Conflict`].
+    fn delete_library_item(&self, id: i64) -> Result<LibraryItem, StoreError>;
+
+    /// Every schedule, by id.
+    fn schedules(&self) -> Result<Vec<StoredSchedule>, StoreError>;
+    /// One schedule.
+    fn schedule(&self, id: i64) -> Result<Option<StoredSchedule>, StoreError>;
+    /// Stores a new schedule (checked by the caller). A playlist item that
+    /// does not exist is `NotFound`.
+    fn create_schedule(&self, spec: &ScheduleSpec, now_ms: i64) -> Result<StoredSchedule, StoreError>;
+    /// Replaces a schedule.
+    fn update_schedule(&self, id: i64, spec: &ScheduleSpec, now_ms: i64) -> Result<StoredSchedule, StoreError>;
+    /// Deletes a schedule.
+    fn delete_schedule(&self, id: i64) -> Result<(), StoreError>;
+    /// The quiet hours, if ever set.
+    fn quiet_hours(&self) -> Result<Option<QuietHours>, StoreError>;
+    /// Replaces the quiet hours (checked by the caller).
+    fn set_quiet_hours(&self, quiet: &QuietHours, now_ms: i64) -> Result<(), StoreError>;
+    /// Everything planning reads, in one consistent read.
+    fn timetable(&self) -> Result<Timetable, StoreError>;
+    /// The desired-state version and digest last built for each agent.
+    fn desired_versions(&self) -> Result<Vec<DesiredVersion>, StoreError>;
+    /// Records new desired-state versions (agents removed meanwhile are skipped).
+    fn record_desired_versions(&self, versions: &[DesiredVersion], now_ms: i64) -> Result<(), StoreError>;
+}
+
+/// The desired-state version an agent was last given, and its plan's digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredVersion {
+    /// The agent.
+    pub agent_id: String,
+    /// The version.
+    pub version: u64,
+    /// SHA-256 of the plan (see `distribution`).
+    pub digest: String,
 }
 
 /// A single-use enrolment code for one village.
@@ -173,6 +235,10 @@ pub enum StoreError {
     /// The change conflicts with existing data (a used code, child regions…).
     #[error("{0}")]
     Conflict(String),
+    /// A library item or category breaks the library's rules (a blank
+    /// title, a bad category key…); the message names the field.
+    #[error("{0}")]
+    Library(String),
     /// The database was written by a newer controller.
     #[error("database schema version {found} is newer than this controller ({supported}); upgrade the controller")]
     SchemaTooNew {

@@ -11,10 +11,12 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use axum::response::Response;
 use dalaba_controller::api::{AppState, Settings, router};
 use dalaba_controller::clock::Clock;
+use dalaba_controller::distribution::Distribution;
 use dalaba_controller::metrics::Metrics;
 use dalaba_controller::presence::Presence;
 use dalaba_controller::signing::CommandSigner;
 use dalaba_controller::store::sqlite::SqliteStore;
+use dalaba_protocol::state::PlaybackSettings;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -57,6 +59,7 @@ impl Harness {
             metrics: Arc::new(Metrics::new()),
             clock: Clock::manual(T0),
             settings: Arc::new(settings),
+            distribution: Arc::new(Distribution::new(PlaybackSettings::default())),
         };
         Harness { app: router(state.clone()), state, _dir: dir }
     }

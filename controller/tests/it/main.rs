@@ -17,3 +17,4 @@ mod enrolment;
 mod harness;
 mod presence;
 mod routes;
+mod schedules;

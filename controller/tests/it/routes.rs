@@ -14,7 +14,7 @@ use crate::harness::{Harness, Payload, call, csv, enrol, enrol_request, error_me
 
 /// Every route `api::router` registers, as (method, path) in OpenAPI's
 /// spelling. Keep in step with `controller/src/api/mod.rs`.
-const ROUTES: [(&str, &str); 19] = [
+const ROUTES: [(&str, &str); 29] = [
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/controller"),
     ("get", "/api/v1/regions"),
@@ -26,6 +26,16 @@ const ROUTES: [(&str, &str); 19] = [
     ("post", "/api/v1/directory/import"),
     ("post", "/api/v1/villages/{id}/enrolment-codes"),
     ("get", "/api/v1/villages/{id}/plays"),
+    ("get", "/api/v1/schedules"),
+    ("post", "/api/v1/schedules"),
+    ("post", "/api/v1/schedules/preview"),
+    ("get", "/api/v1/schedules/{id}"),
+    ("put", "/api/v1/schedules/{id}"),
+    ("delete", "/api/v1/schedules/{id}"),
+    ("get", "/api/v1/quiet-hours"),
+    ("put", "/api/v1/quiet-hours"),
+    ("get", "/api/v1/plan"),
+    ("get", "/api/v1/villages/{id}/plan"),
     ("post", "/api/v1/enrol"),
     ("get", "/api/v1/agents"),
     ("get", "/api/v1/agents/{id}"),

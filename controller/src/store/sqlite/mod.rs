@@ -5,8 +5,10 @@
 //! failing half-way; `busy_timeout` makes the second one wait.
 
 mod agents;
+mod library;
 mod plays;
 mod regions;
+mod schedules;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -17,8 +19,11 @@ use rusqlite::Connection;
 use super::migrations::{self, latest_version};
 use dalaba_protocol::state::PlayEvent;
 
-use super::{Agent, EnrolmentCode, NewAgent, PlayEventsStored, RedeemError, Store, StoreError, StoredPlayEvent};
+use super::{DesiredVersion, Agent, EnrolmentCode, NewAgent, PlayEventsStored, RedeemError, Store, StoreError, StoredPlayEvent};
 use crate::directory::{ImportRow, ImportSummary, NewRegion, Region, RegionPatch};
+use crate::library::{Category, LibraryItem, LibraryItemPatch, NewCategory, NewLibraryItem, StoredFile};
+use crate::schedules::{ScheduleSpec, StoredSchedule, Timetable};
+use dalaba_schedules::QuietHours;
 
 /// How long a write waits for another connection's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -155,8 +160,98 @@ impl Store for SqliteStore {
         plays::of_village(&self.lock(), village_id, from_ms, to_ms)
     }
 
+    fn schedules(&self) -> Result<Vec<StoredSchedule>, StoreError> {
+        schedules::all(&self.lock())
+    }
+
+    fn schedule(&self, id: i64) -> Result<Option<StoredSchedule>, StoreError> {
+        schedules::one(&self.lock(), id)
+    }
+
+    fn create_schedule(&self, spec: &ScheduleSpec, now_ms: i64) -> Result<StoredSchedule, StoreError> {
+        schedules::create(&mut self.lock(), spec, now_ms)
+    }
+
+    fn update_schedule(&self, id: i64, spec: &ScheduleSpec, now_ms: i64) -> Result<StoredSchedule, StoreError> {
+        schedules::update(&mut self.lock(), id, spec, now_ms)
+    }
+
+    fn delete_schedule(&self, id: i64) -> Result<(), StoreError> {
+        schedules::delete(&mut self.lock(), id)
+    }
+
+    fn quiet_hours(&self) -> Result<Option<QuietHours>, StoreError> {
+        schedules::quiet_hours(&self.lock())
+    }
+
+    fn set_quiet_hours(&self, quiet: &QuietHours, now_ms: i64) -> Result<(), StoreError> {
+        schedules::set_quiet_hours(&self.lock(), quiet, now_ms)
+    }
+
+    fn timetable(&self) -> Result<Timetable, StoreError> {
+        let mut conn = self.lock();
+        // One read transaction: the directory, library and schedules agree.
+        let tx = conn.transaction()?;
+        let timetable = Timetable {
+            regions: regions::all(&tx)?,
+            library: schedules::library_by_id(&tx)?,
+            schedules: schedules::all(&tx)?,
+            quiet_hours: schedules::quiet_hours(&tx)?,
+        };
+        tx.commit()?;
+        Ok(timetable)
+    }
+
+    fn desired_versions(&self) -> Result<Vec<DesiredVersion>, StoreError> {
+        schedules::desired_versions(&self.lock())
+    }
+
+    fn record_desired_versions(&self, versions: &[DesiredVersion], now_ms: i64) -> Result<(), StoreError> {
+        schedules::record_desired_versions(&mut self.lock(), versions, now_ms)
+    }
+
     fn delete_agent(&self, id: &str) -> Result<(), StoreError> {
         agents::delete(&self.lock(), id)
+    }
+
+    fn library_categories(&self) -> Result<Vec<Category>, StoreError> {
+        library::categories(&self.lock())
+    }
+
+    fn create_library_category(&self, new: &NewCategory) -> Result<Category, StoreError> {
+        library::create_category(&self.lock(), new)
+    }
+
+    fn library_item(&self, id: i64) -> Result<Option<LibraryItem>, StoreError> {
+        library::item(&self.lock(), id)
+    }
+
+    fn library_items(&self) -> Result<Vec<LibraryItem>, StoreError> {
+        library::items(&self.lock())
+    }
+
+    fn library_item_by_original(&self, sha256: &str) -> Result<Option<LibraryItem>, StoreError> {
+        library::by_original(&self.lock(), sha256)
+    }
+
+    fn library_distribution(&self, sha256: &str) -> Result<Option<StoredFile>, StoreError> {
+        library::distribution(&self.lock(), sha256)
+    }
+
+    fn library_content_in_use(&self, sha256: &str) -> Result<bool, StoreError> {
+        library::content_in_use(&self.lock(), sha256)
+    }
+
+    fn insert_library_item(&self, new: &NewLibraryItem) -> Result<LibraryItem, StoreError> {
+        library::insert(&mut self.lock(), new)
+    }
+
+    fn update_library_item(&self, id: i64, patch: &LibraryItemPatch) -> Result<LibraryItem, StoreError> {
+        library::update(&mut self.lock(), id, patch)
+    }
+
+    fn delete_library_item(&self, id: i64) -> Result<LibraryItem, StoreError> {
+        library::delete(&mut self.lock(), id)
     }
 }
 

@@ -92,8 +92,22 @@ impl AmplifierDriver {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AudioConfig {
-    /// ALSA device name or "null".
+    /// ALSA device name ("default", "plughw:1,0", …) or "null".
     pub output: String,
+    /// How early the player is handed an item, in ms (its pre-roll).
+    #[serde(default = "AudioConfig::default_start_lead_ms")]
+    pub start_lead_ms: u64,
+}
+
+impl AudioConfig {
+    fn default_start_lead_ms() -> u64 {
+        500
+    }
+
+    /// The player's pre-roll.
+    pub fn lead(&self) -> Duration {
+        Duration::from_millis(self.start_lead_ms)
+    }
 }
 
 /// `[link]`.
@@ -141,6 +155,9 @@ impl Config {
         }
         if c.audio.output.trim().is_empty() {
             return Err(ConfigError::Invalid("audio.output must not be empty".into()));
+        }
+        if !(50..=5000).contains(&c.audio.start_lead_ms) {
+            return Err(ConfigError::Invalid("audio.start_lead_ms must be between 50 and 5000".into()));
         }
         if c.storage.state_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("storage.state_dir must not be empty".into()));
@@ -196,6 +213,7 @@ mod tests {
             ("backoff_max_secs = 30", "backoff_max_secs = 0", "backoff_max_secs"),
             ("[audio]", "[audio]\nvolume = 3", "volume"),
             ("output = \"default\"", "output = \" \"", "audio.output"),
+            ("start_lead_ms = 500", "start_lead_ms = 10", "audio.start_lead_ms"),
             ("level = \"info\"", "level = \"[[[\"", "log.level"),
         ] {
             let text = DEFAULT_CONFIG.replace(from, to);

@@ -12,6 +12,7 @@
 //! - [`net`]: TLS with a pinned certificate, the WebSocket link, HTTPS POST.
 //! - [`identity`]: enrolment and the stored credentials.
 //! - [`devices`]: amplifier relay drivers and disk figures.
+//! - [`player`]: the audio player (cpal/ALSA, or simulated) and its pre-roll.
 //! - [`simulate`]: many simulated villages in one process.
 //! - [`config`], [`clock`]: configuration and the one window on time.
 
@@ -21,5 +22,6 @@ pub mod core;
 pub mod devices;
 pub mod identity;
 pub mod net;
+pub mod player;
 pub mod shell;
 pub mod simulate;

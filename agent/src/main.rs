@@ -8,6 +8,7 @@ use dalaba_agent::config::{Config, DEFAULT_CONFIG, EXIT_CONFIG, LogFormat};
 use dalaba_agent::core::{AgentCore, CoreConfig};
 use dalaba_agent::devices::{self, Devices};
 use dalaba_agent::identity::{self, Identity};
+use dalaba_agent::player::{AudioPlayer, Player};
 use dalaba_protocol::link::Hardware;
 use tokio_util::sync::CancellationToken;
 
@@ -152,9 +153,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(agent = %id.agent_id, village = %id.village_name, controller = %id.controller_url, "agent starting");
     let mut core_config = CoreConfig::new(id.agent_id.clone(), env!("CARGO_PKG_VERSION"), hardware(&config));
     core_config.backoff_max = config.link.backoff_max();
+    let player = Player::Audio(AudioPlayer::open(&config.audio.output, config.audio.lead()));
+    core_config.playback_lead = player.lead();
     let core = AgentCore::new(core_config, dalaba_agent::clock::now());
     let devices = Devices::new(devices::amplifier(config.amplifier.driver), &config.storage.state_dir);
-    dalaba_agent::shell::run(id, core, devices, config.link.device_poll(), stop_on_signal()).await;
+    dalaba_agent::shell::run(id, core, devices, player, config.link.device_poll(), stop_on_signal()).await;
     Ok(())
 }
 

@@ -8,9 +8,8 @@
 //! Playback state lives under the state directory: the applied desired state
 //! and the play log as JSON in `playback/` (written, fsynced and renamed on
 //! every [`Output::Persist`]), content as `cache/<sha256>`. Content is taken
-//! as present when its file is there; this shell has no downloader and no
-//! audio player yet, so an item it cannot play is logged as failed, with the
-//! reason, rather than pretended.
+//! as present when its file is there. The [`Player`] plays it and reports
+//! through the loop's [`NewsSender`] (see [`crate::player`]).
 
 use std::future::Future;
 use std::io::Write;
@@ -32,6 +31,7 @@ use crate::core::{AgentCore, ContentNews, CoreEvent, LinkDown, Output, PersistRe
 use crate::devices::Devices;
 use crate::identity::Identity;
 use crate::net::{ControllerUrl, Link, NetError, open_link};
+use crate::player::{Player, StartRequest};
 
 type Connecting = Pin<Box<dyn Future<Output = Result<Link, NetError>> + Send>>;
 
@@ -48,11 +48,13 @@ pub enum News {
 /// Where IO tasks send their [`News`].
 pub type NewsSender = mpsc::UnboundedSender<News>;
 
-/// Runs one agent until `stop` is cancelled.
+/// Runs one agent until `stop` is cancelled, playing through `player`
+/// (whose [`Player::lead`] the core's `playback_lead` should match).
 pub async fn run(
     identity: Identity,
     mut core: AgentCore,
     mut devices: Devices,
+    mut player: Player,
     device_poll: Duration,
     stop: CancellationToken,
 ) {
@@ -68,7 +70,6 @@ pub async fn run(
     core.restore(clock::now(), store.load(&agent));
     // The loop holds a sender too, so `recv` never ends while it runs.
     let (news_tx, mut news_rx) = mpsc::unbounded_channel::<News>();
-    let _news_tx = news_tx.clone();
     let mut link: Option<Link> = None;
     let mut connecting: Option<Connecting> = None;
     let mut poll = tokio::time::interval(device_poll);
@@ -106,12 +107,14 @@ pub async fn run(
                     }
                     core.handle_amplifier(clock::now(), cmd, result.map_err(|e| e.to_string()));
                 }
-                Output::StartPlayback { entry_id, part, sha256, .. } => {
-                    tracing::error!(%agent, %entry_id, part, %sha256, "{NO_PLAYER}");
-                    let news = PlaybackNews::Failed { entry_id, part, reason: NO_PLAYER.into() };
-                    core.handle_playback(clock::now(), news);
+                Output::StartPlayback { entry_id, part, sha256, gain_db, volume, at_ms, duration_ms, offset_ms: _ } => {
+                    tracing::info!(%agent, %entry_id, part, %sha256, gain_db, volume, at_ms, "starting playback");
+                    let path = devices.state_dir().join("cache").join(&sha256);
+                    let request = StartRequest { entry_id, part, path, gain_db, volume, at_ms, duration_ms };
+                    player.start(request, &news_tx);
                 }
                 Output::StopPlayback { entry_id, reason } => {
+                    player.stop(&entry_id);
                     tracing::warn!(%agent, %entry_id, %reason, "playback stopped")
                 }
                 Output::Fetch { sha256, size_bytes } => {
@@ -229,9 +232,6 @@ fn log_event(agent: &str, e: &CoreEvent) {
         }
     }
 }
-
-/// Why this shell cannot play an item.
-const NO_PLAYER: &str = "this agent build has no audio player";
 
 /// Playback state on disk under the agent's state directory. Writes are
 /// synchronous and small (a plan, a play log); the player and downloader

@@ -1,6 +1,7 @@
 //! `dalaba-agent simulate`: many villages in one process, for the demo and
 //! load tests. Each village is a real agent — its own identity, core, link
-//! and shell — with audio to a null sink and a simulated relay board.
+//! and shell — with a simulated player (no audio device; news at the planned
+//! times) and a simulated relay board.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::core::{AgentCore, CoreConfig};
 use crate::devices::{Devices, SimulatedRelay};
 use crate::identity::{self, Identity};
+use crate::player::{Player, SimulatedPlayer};
 
 /// One village of the fleet file written by `dalaba-controller demo`.
 #[derive(Debug, Clone, Deserialize)]
@@ -52,7 +54,10 @@ pub async fn run(controller: &str, fleet_file: &Path, state_dir: &Path, stop: Ca
         let core = AgentCore::new(config, now);
         let devices = Devices::new(Box::new(SimulatedRelay::default()), &dir);
         let stop = stop.clone();
-        tasks.spawn(crate::shell::run(id, core, devices, std::time::Duration::from_secs(10), stop));
+        // No audio device for a simulated village: timing only.
+        let player = Player::Simulated(SimulatedPlayer::new());
+        let poll = std::time::Duration::from_secs(10);
+        tasks.spawn(crate::shell::run(id, core, devices, player, poll, stop));
     }
     while tasks.join_next().await.is_some() {}
     Ok(())

@@ -23,7 +23,11 @@
 //! [`Output::Disconnect`] it has already scheduled the reconnect: the
 //! `handle_link_down` that follows for that link is accepted and ignored.
 //!
-//! Playback contract: after [`Output::StartPlayback`] the player reports
+//! Playback contract: [`Output::StartPlayback`] goes out
+//! [`CoreConfig::playback_lead`] before the planned instant, which it carries
+//! as `at_ms`, so a player with output latency can place the first sample
+//! exactly (a player without pre-roll leaves the lead at zero and starts at
+//! once). After it the player reports
 //! [`PlaybackNews::Started`] and then [`PlaybackNews::Finished`] or
 //! [`PlaybackNews::Failed`] for that entry and part; after
 //! [`Output::SwitchAmplifier`] the shell reports the driver's answer with
@@ -102,6 +106,11 @@ pub struct CoreConfig {
     pub backoff_max: Duration,
     /// A status goes out at least this often while connected.
     pub status_interval: Duration,
+    /// How long before an item's planned start [`Output::StartPlayback`]
+    /// goes out (the player's pre-roll: it opens and decodes the file and
+    /// places the first sample so that it leaves the output at
+    /// `StartPlayback::at_ms`). Zero by default: start at the instant.
+    pub playback_lead: Duration,
     /// Seed of the reconnect jitter.
     pub jitter_seed: u64,
 }
@@ -123,6 +132,7 @@ impl CoreConfig {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),
             status_interval: Duration::from_secs(60),
+            playback_lead: Duration::ZERO,
         }
     }
 }
@@ -201,7 +211,9 @@ pub enum Output {
     /// Switch the amplifier relay; then report the driver's answer with
     /// [`AgentCore::handle_amplifier`].
     SwitchAmplifier(AmplifierCommand),
-    /// Play one piece of content from the cache now.
+    /// Play one piece of content from the cache, its first sample leaving
+    /// the output at `at_ms` (the planned start, or now when late). It goes
+    /// out [`CoreConfig::playback_lead`] before that instant.
     StartPlayback {
         /// The plan entry, to quote in [`PlaybackNews`].
         entry_id: String,
@@ -216,6 +228,11 @@ pub enum Output {
         /// Start this far into the audio (0 today; kept for resuming a
         /// preempted item).
         offset_ms: u64,
+        /// Wall clock (Unix ms) at which the first sample should leave the
+        /// output; in the past when the item is late (then: at once).
+        at_ms: i64,
+        /// Its planned length (a simulated player plays for this long).
+        duration_ms: u64,
     },
     /// Stop the audio of this entry; the player's news about it is ignored.
     StopPlayback {
@@ -334,14 +351,8 @@ impl AgentCore {
         fx.out.push_back(Output::SwitchAmplifier(AmplifierCommand::Off));
         let mut link = Link::new(&config);
         link.start(&mut fx);
-        AgentCore {
-            status: StatusReport::default(),
-            link,
-            config,
-            timebase: Timebase::new(now),
-            playback: Playback::default(),
-            fx,
-        }
+        let playback = Playback::with_lead(config.playback_lead);
+        AgentCore { status: StatusReport::default(), link, config, timebase: Timebase::new(now), playback, fx }
     }
 
     /// What the shell persisted before the agent last stopped, and what its

@@ -92,6 +92,9 @@ pub(super) enum Why {
 
 #[derive(Debug, Default)]
 pub(super) struct Playback {
+    /// [`super::CoreConfig::playback_lead`]: items go to the player this
+    /// long before their time.
+    lead: Duration,
     desired: Option<DesiredState>,
     current: Option<Current>,
     amp: Amp,
@@ -134,6 +137,15 @@ struct Amp {
 }
 
 impl Playback {
+    pub(super) fn with_lead(lead: Duration) -> Self {
+        Playback { lead, ..Playback::default() }
+    }
+
+    /// The wall time up to which items are due now: now plus the lead.
+    fn due_until(&self, ctx: Ctx<'_>) -> i64 {
+        ctx.now.wall_ms.saturating_add(i64::try_from(self.lead.as_millis()).unwrap_or(i64::MAX))
+    }
+
     pub(super) fn desired(&self) -> Option<&DesiredState> {
         self.desired.as_ref()
     }
@@ -310,16 +322,17 @@ impl Playback {
     /// [`Timer::PlaybackStart`]: the next piece of the entry in progress, or
     /// the next entry.
     fn start_due(&mut self, ctx: Ctx<'_>, fx: &mut Effects) {
+        let due_until = self.due_until(ctx);
         match &self.current {
             Some(c) if c.phase == Phase::Between => {
-                if c.entry.plays.get(c.part).is_some_and(|p| p.start_ms <= ctx.now.wall_ms) {
+                if c.entry.plays.get(c.part).is_some_and(|p| p.start_ms <= due_until) {
                     self.start_part(ctx, fx);
                 }
             }
             Some(_) => {}
             None => {
                 self.sweep(ctx, Why::Routine, fx);
-                let due = self.next_upcoming().filter(|e| e.start_ms <= ctx.now.wall_ms).cloned();
+                let due = self.next_upcoming().filter(|e| e.start_ms <= due_until).cloned();
                 if let Some(entry) = due {
                     self.start_entry(ctx, entry, fx);
                 }
@@ -345,6 +358,7 @@ impl Playback {
     }
 
     fn start_part(&mut self, ctx: Ctx<'_>, fx: &mut Effects) {
+        let lead = self.lead;
         let Some(c) = self.current.as_mut() else { return };
         let Some(play) = c.entry.plays.get(c.part) else { return };
         c.phase = Phase::Starting;
@@ -355,9 +369,12 @@ impl Playback {
             gain_db: c.gains.get(c.part).copied().unwrap_or(0.0),
             volume: c.entry.volume,
             offset_ms: 0,
+            at_ms: play.start_ms.max(ctx.now.wall_ms),
+            duration_ms: play.duration_ms,
         });
         let duration = Duration::from_millis(play.duration_ms);
-        fx.timers.set(Timer::PlaybackOverrun, ctx.now.mono + duration + duration / 10 + OVERRUN_SLACK);
+        let overrun = ctx.now.mono + lead + duration + duration / 10 + OVERRUN_SLACK;
+        fx.timers.set(Timer::PlaybackOverrun, overrun);
     }
 
     /// Ends the entry in progress and logs it.
@@ -397,9 +414,10 @@ impl Playback {
         let tb: &Timebase = ctx.clock;
         let next = self.next_upcoming();
         let warm_up = |e: &PlanEntry| tb.mono_at(e.start_ms.saturating_sub(millis(s.warmup_ms)));
+        let early = |at: Instant| at.checked_sub(self.lead).unwrap_or(at);
         let start = match &self.current {
-            None => next.map(|e| tb.mono_at(e.start_ms)),
-            Some(c) if c.phase == Phase::Between => c.entry.plays.get(c.part).map(|p| tb.mono_at(p.start_ms)),
+            None => next.map(|e| early(tb.mono_at(e.start_ms))),
+            Some(c) if c.phase == Phase::Between => c.entry.plays.get(c.part).map(|p| early(tb.mono_at(p.start_ms))),
             Some(_) => None,
         };
         fx.timers.set_or_clear(Timer::PlaybackStart, start);
@@ -619,6 +637,34 @@ mod tests {
             let out = h.playback(PlaybackNews::Finished { entry_id: id.into(), part: 0 });
             assert_eq!(logged(&out)[0].amplifier_confirmed, confirm, "{id}");
         }
+    }
+
+    #[test]
+    fn with_a_lead_the_player_is_told_early_with_the_planned_instant() {
+        let mut config = super::super::CoreConfig::new("ag-1", "0.1.0", Default::default());
+        config.playback_lead = Duration::from_millis(500);
+        let mut h = Harness::with_config(config);
+        h.restore(restored(plan(1, &[("a", 10, 30)])));
+        let out = h.advance_to(9 * SEC);
+        assert!(starts(&out).is_empty(), "{out:?}");
+        let out = h.advance_to(9 * SEC + Duration::from_millis(500));
+        let start = out.iter().find(|o| matches!(o, Output::StartPlayback { .. }));
+        assert!(
+            matches!(start, Some(Output::StartPlayback { at_ms, .. }) if *at_ms == WALL0_MS + 10_000),
+            "sent half a second early, naming the planned instant: {start:?}"
+        );
+        h.playback(PlaybackNews::Started { entry_id: "a".into(), part: 0, at_ms: WALL0_MS + 10_000 });
+        h.advance_to(40 * SEC);
+        let out = h.playback(PlaybackNews::Finished { entry_id: "a".into(), part: 0 });
+        assert_eq!(logged(&out)[0].started_ms, Some(WALL0_MS + 10_000));
+
+        // Without a lead (the default) a late item is started at once, and
+        // its instant is now.
+        let mut h = Harness::new();
+        h.restore(restored(plan(1, &[("late", -5, 30)])));
+        let out = h.advance(Duration::ZERO);
+        let start = out.iter().find(|o| matches!(o, Output::StartPlayback { .. }));
+        assert!(matches!(start, Some(Output::StartPlayback { at_ms, .. }) if *at_ms == WALL0_MS), "{start:?}");
     }
 
     #[test]

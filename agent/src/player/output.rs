@@ -1,0 +1,299 @@
+//! The real player: one control thread that keeps the output open, a decode
+//! thread per item, and the [`Mixer`] inside cpal's output callback (or a
+//! paced thread for `output = "null"`).
+
+use std::fs::File;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::time::Duration;
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{BufferSize, FromSample, OutputCallbackInfo, SizedSample, StreamConfig};
+use dalaba_audio::StreamDecoder;
+
+use super::StartRequest;
+use super::mixer::{Block, Command, Item, Mixer, RATE};
+use crate::clock;
+use crate::core::PlaybackNews;
+use crate::shell::{News, NewsSender};
+
+/// Decoded blocks (about 20 ms each for Opus) a decode thread may hold
+/// ready ahead of the output: about a second.
+const BLOCKS_AHEAD: usize = 50;
+
+/// Frames per ALSA period (21 ms at 48 kHz; the buffer is two periods).
+const PERIOD_FRAMES: u32 = 1024;
+
+/// The null output's pacing step.
+const NULL_STEP_FRAMES: usize = 480;
+
+/// cpal/ALSA output with a pre-roll. Dropping it closes the output.
+#[derive(Debug)]
+pub struct AudioPlayer {
+    control: Sender<Control>,
+    lead: Duration,
+}
+
+enum Control {
+    Start(StartRequest, NewsSender),
+    Stop(String),
+}
+
+impl AudioPlayer {
+    /// Opens `output` ("default", an ALSA device name such as
+    /// "plughw:1,0", or "null") on a thread of its own and keeps it open.
+    /// Never fails: an output that cannot be opened is logged now, tried
+    /// again at each item, and each item it fails is reported as failed.
+    pub fn open(output: &str, lead: Duration) -> AudioPlayer {
+        let (control, commands) = mpsc::channel();
+        let output = output.to_string();
+        let spawned = std::thread::Builder::new().name("dalaba-player".into()).spawn(move || {
+            let mut player = Control::thread(output);
+            for command in commands {
+                player.handle(command);
+            }
+        });
+        if let Err(e) = spawned {
+            // Then every Start fails below: the channel's receiver is gone.
+            tracing::error!(error = %e, "cannot start the player thread");
+        }
+        AudioPlayer { control, lead }
+    }
+
+    /// How early the core should hand items over.
+    pub fn lead(&self) -> Duration {
+        self.lead
+    }
+
+    pub(super) fn start(&mut self, request: StartRequest, news: &NewsSender) {
+        if let Err(mpsc::SendError(Control::Start(request, news))) =
+            self.control.send(Control::Start(request, news.clone()))
+        {
+            let reason = "the player thread is not running".to_string();
+            let failed = PlaybackNews::Failed { entry_id: request.entry_id, part: request.part, reason };
+            let _ = news.send(News::Playback(failed));
+        }
+    }
+
+    pub(super) fn stop(&mut self, entry_id: &str) {
+        let _ = self.control.send(Control::Stop(entry_id.to_string()));
+    }
+}
+
+/// The control thread's state.
+struct ControlThread {
+    name: String,
+    output: Option<Output>,
+}
+
+/// An open output and the way to its mixer.
+struct Output {
+    mixer: Sender<Command>,
+    /// Set by the stream's error callback: open again at the next item.
+    broken: Arc<AtomicBool>,
+    /// Kept alive while open; `None` for the null output.
+    _stream: Option<cpal::Stream>,
+}
+
+impl Control {
+    fn thread(name: String) -> ControlThread {
+        let mut thread = ControlThread { name, output: None };
+        match thread.ensure_open() {
+            Ok(()) => tracing::info!(output = %thread.name, "audio output open"),
+            Err(e) => {
+                tracing::error!(output = %thread.name, error = %e, "audio output not available; will retry at the next item")
+            }
+        }
+        thread
+    }
+}
+
+impl ControlThread {
+    fn handle(&mut self, command: Control) {
+        match command {
+            Control::Start(request, news) => {
+                let mixer = match self.ensure_open() {
+                    Ok(()) => self.output.as_ref().map(|o| o.mixer.clone()),
+                    Err(reason) => {
+                        fail(&news, &request, reason);
+                        return;
+                    }
+                };
+                let Some(mixer) = mixer else { return };
+                let spawned = std::thread::Builder::new().name("dalaba-decode".into()).spawn({
+                    let (request, news) = (request.clone(), news.clone());
+                    move || decode(request, news, mixer)
+                });
+                if let Err(e) = spawned {
+                    fail(&news, &request, format!("cannot start a decode thread: {e}"));
+                }
+            }
+            Control::Stop(entry_id) => {
+                if let Some(o) = &self.output {
+                    let _ = o.mixer.send(Command::Stop(entry_id));
+                }
+            }
+        }
+    }
+
+    /// Opens the output unless it is open and healthy.
+    fn ensure_open(&mut self) -> Result<(), String> {
+        if self.output.as_ref().is_some_and(|o| !o.broken.load(Ordering::Relaxed)) {
+            return Ok(());
+        }
+        self.output = None;
+        let broken = Arc::new(AtomicBool::new(false));
+        let (mixer, stream) = if self.name == "null" {
+            (open_null()?, None)
+        } else {
+            let (mixer, stream) = open_alsa(&self.name, Arc::clone(&broken))?;
+            (mixer, Some(stream))
+        };
+        self.output = Some(Output { mixer, broken, _stream: stream });
+        Ok(())
+    }
+}
+
+fn fail(news: &NewsSender, request: &StartRequest, reason: String) {
+    tracing::error!(entry_id = %request.entry_id, path = %request.path.display(), %reason, "cannot play");
+    let failed = PlaybackNews::Failed { entry_id: request.entry_id.clone(), part: request.part, reason };
+    let _ = news.send(News::Playback(failed));
+}
+
+/// One item's decode thread: opens and decodes the first block, hands the
+/// item to the mixer, then keeps [`BLOCKS_AHEAD`] blocks ready until the
+/// end, a decode error, or the mixer dropping the item.
+fn decode(request: StartRequest, news: NewsSender, mixer: Sender<Command>) {
+    let path = request.path.display().to_string();
+    let file = match File::open(&request.path) {
+        Ok(f) => f,
+        Err(e) => return fail(&news, &request, format!("cannot open {path}: {e}")),
+    };
+    let mut decoder = match StreamDecoder::open(file, None) {
+        Ok(d) => d,
+        Err(e) => return fail(&news, &request, format!("cannot play {path}: {e}")),
+    };
+    let amplitude = request.amplitude();
+    let scaled = |block: &[f32]| block.iter().map(|s| s * amplitude).collect::<Vec<f32>>();
+    let first = match decoder.next_block() {
+        Ok(Some(block)) => scaled(block),
+        Ok(None) => return fail(&news, &request, format!("{path} holds no audio")),
+        Err(e) => return fail(&news, &request, format!("cannot play {path}: {e}")),
+    };
+    let (tx, rx): (SyncSender<Block>, Receiver<Block>) = mpsc::sync_channel(BLOCKS_AHEAD);
+    let _ = tx.send(Ok(first));
+    let target = clock::mono_at(request.at_ms);
+    let item = Item { entry_id: request.entry_id.clone(), part: request.part, target, blocks: rx, news: news.clone() };
+    if mixer.send(Command::Play(item)).is_err() {
+        return fail(&news, &request, "the audio output closed".into());
+    }
+    loop {
+        let block = match decoder.next_block() {
+            Ok(Some(block)) => Ok(scaled(block)),
+            Ok(None) => return,
+            Err(e) => Err(format!("decoding {path} failed: {e}")),
+        };
+        let failed = block.is_err();
+        // An error here means the mixer dropped the item (stopped or
+        // replaced): stop decoding.
+        if tx.send(block).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Opens an ALSA device through cpal: 48 kHz, stereo (every channel the
+/// same) or mono, 32-bit float or 16-bit, periods of [`PERIOD_FRAMES`].
+fn open_alsa(name: &str, broken: Arc<AtomicBool>) -> Result<(Sender<Command>, cpal::Stream), String> {
+    let host = cpal::default_host();
+    let device = if name == "default" {
+        host.default_output_device().ok_or_else(|| "ALSA has no default output device".to_string())?
+    } else {
+        host.device_by_id(&cpal::DeviceId::new(cpal::HostId::Alsa, name))
+            .ok_or_else(|| format!("there is no ALSA output device {name:?} (is the sound card connected?)"))?
+    };
+    let mut first_error = None;
+    for (channels, format, buffer) in [
+        (2, cpal::SampleFormat::F32, BufferSize::Fixed(PERIOD_FRAMES)),
+        (2, cpal::SampleFormat::I16, BufferSize::Fixed(PERIOD_FRAMES)),
+        (1, cpal::SampleFormat::F32, BufferSize::Fixed(PERIOD_FRAMES)),
+        (1, cpal::SampleFormat::I16, BufferSize::Fixed(PERIOD_FRAMES)),
+        (2, cpal::SampleFormat::F32, BufferSize::Default),
+        (2, cpal::SampleFormat::I16, BufferSize::Default),
+    ] {
+        let config = StreamConfig { channels, sample_rate: RATE, buffer_size: buffer };
+        // Each try has its own mixer: a stream that fails drops its callback.
+        let (tx, rx) = mpsc::channel();
+        let result = match format {
+            cpal::SampleFormat::F32 => build::<f32>(&device, config, Mixer::new(rx), &broken),
+            _ => build::<i16>(&device, config, Mixer::new(rx), &broken),
+        };
+        match result {
+            Ok(stream) => {
+                stream.play().map_err(|e| format!("ALSA output {name:?} cannot start: {e}"))?;
+                tracing::info!(output = name, channels, ?format, ?buffer, "audio output opened");
+                return Ok((tx, stream));
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let why = first_error.map_or_else(|| "no configuration was accepted".to_string(), |e| e.to_string());
+    Err(format!("ALSA output {name:?} cannot be opened at 48 kHz: {why}"))
+}
+
+/// Builds a stream whose callback runs `mixer` on the output's timeline.
+fn build<T>(
+    device: &cpal::Device,
+    config: StreamConfig,
+    mut mixer: Mixer,
+    broken: &Arc<AtomicBool>,
+) -> Result<cpal::Stream, cpal::Error>
+where
+    T: SizedSample + FromSample<f32>,
+{
+    let channels = usize::from(config.channels);
+    let mut scratch: Vec<f32> = Vec::new();
+    let data = move |out: &mut [T], info: &OutputCallbackInfo| {
+        // Playback minus callback instant: how long until this buffer's
+        // first frame is heard (ALSA's and any sound server's buffers).
+        let ts = info.timestamp();
+        let latency = ts.playback.checked_duration_since(ts.callback).unwrap_or_default();
+        let first_leaves = clock::now().mono + latency;
+        scratch.resize(out.len(), 0.0);
+        mixer.fill(&mut scratch, channels, first_leaves);
+        for (o, s) in out.iter_mut().zip(&scratch) {
+            *o = T::from_sample(*s);
+        }
+    };
+    let broken = Arc::clone(broken);
+    let error = move |e: cpal::Error| {
+        tracing::error!(error = %e, "audio output failed");
+        broken.store(true, Ordering::Relaxed);
+    };
+    device.build_output_stream::<T, _, _>(config, data, error, None)
+}
+
+/// `output = "null"`: a thread that runs the mixer in real time and throws
+/// the samples away, so timing and news are those of a real output with no
+/// latency.
+fn open_null() -> Result<Sender<Command>, String> {
+    let (tx, rx) = mpsc::channel();
+    let mut mixer = Mixer::new(rx);
+    std::thread::Builder::new()
+        .name("dalaba-null-output".into())
+        .spawn(move || {
+            let mut buffer = vec![0.0f32; NULL_STEP_FRAMES];
+            let step = Duration::from_nanos(NULL_STEP_FRAMES as u64 * 1_000_000_000 / u64::from(RATE));
+            let mut next = clock::now().mono;
+            while !mixer.is_closed() {
+                mixer.fill(&mut buffer, 1, next);
+                next += step;
+                std::thread::sleep(next.saturating_duration_since(clock::now().mono));
+            }
+        })
+        .map(|_| tx)
+        .map_err(|e| format!("cannot start the null output: {e}"))
+}

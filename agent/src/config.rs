@@ -58,6 +58,22 @@ pub struct Config {
 pub struct StorageConfig {
     /// State directory.
     pub state_dir: PathBuf,
+    /// Size budget of the content cache, in MB (10^6 bytes). Content the
+    /// plan needs is kept even over it. Optional, so configuration files
+    /// written before the cache existed stay valid.
+    #[serde(default = "StorageConfig::default_cache_budget_mb")]
+    pub cache_budget_mb: u64,
+}
+
+impl StorageConfig {
+    fn default_cache_budget_mb() -> u64 {
+        2048
+    }
+
+    /// The content cache budget in bytes.
+    pub fn cache_budget_bytes(&self) -> u64 {
+        self.cache_budget_mb.saturating_mul(1_000_000)
+    }
 }
 
 /// `[amplifier]`.
@@ -162,6 +178,9 @@ impl Config {
         if c.storage.state_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("storage.state_dir must not be empty".into()));
         }
+        if !(1..=10_000_000).contains(&c.storage.cache_budget_mb) {
+            return Err(ConfigError::Invalid("storage.cache_budget_mb must be between 1 and 10000000".into()));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
             let why = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
             return Err(ConfigError::Invalid(format!("log.level {:?}: {why}", c.log.level)));
@@ -202,6 +221,10 @@ mod tests {
     #[test]
     fn default_config_parses() {
         let c = Config::default_config();
+        assert_eq!(c.storage.cache_budget_bytes(), 2_048_000_000);
+        let without_budget = DEFAULT_CONFIG.replace("cache_budget_mb = 2048", "");
+        let old = Config::parse(&without_budget, "t").expect("a config without cache_budget_mb parses");
+        assert_eq!(old.storage.cache_budget_mb, 2048, "the default matches the commented default");
         assert_eq!(c.amplifier.driver, AmplifierDriver::None);
         assert_eq!(c.link.backoff_max_secs, 30);
     }
@@ -211,6 +234,8 @@ mod tests {
         for (from, to, expect) in [
             ("driver = \"none\"", "driver = \"laser\"", "laser"),
             ("backoff_max_secs = 30", "backoff_max_secs = 0", "backoff_max_secs"),
+            ("cache_budget_mb = 2048", "cache_budget_mb = 0", "storage.cache_budget_mb"),
+            ("cache_budget_mb = 2048", "cache_budget_mb = -1", "cache_budget_mb"),
             ("[audio]", "[audio]\nvolume = 3", "volume"),
             ("output = \"default\"", "output = \" \"", "audio.output"),
             ("start_lead_ms = 500", "start_lead_ms = 10", "audio.start_lead_ms"),

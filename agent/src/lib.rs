@@ -9,6 +9,7 @@
 //!   reads a clock or touches a socket; the shell feeds it inputs and carries
 //!   out its outputs.
 //! - [`shell`]: the run loop that drives one core with real IO.
+//! - [`cache`]: the content cache, its downloader and eviction.
 //! - [`net`]: TLS with a pinned certificate, the WebSocket link, HTTPS POST.
 //! - [`identity`]: enrolment and the stored credentials.
 //! - [`devices`]: amplifier relay drivers and disk figures.
@@ -16,6 +17,7 @@
 //! - [`simulate`]: many simulated villages in one process.
 //! - [`config`], [`clock`]: configuration and the one window on time.
 
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod core;

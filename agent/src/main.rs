@@ -157,7 +157,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     core_config.playback_lead = player.lead();
     let core = AgentCore::new(core_config, dalaba_agent::clock::now());
     let devices = Devices::new(devices::amplifier(config.amplifier.driver), &config.storage.state_dir);
-    dalaba_agent::shell::run(id, core, devices, player, config.link.device_poll(), stop_on_signal()).await;
+    let (poll, budget) = (config.link.device_poll(), config.storage.cache_budget_bytes());
+    dalaba_agent::shell::run(id, core, devices, player, poll, budget, stop_on_signal()).await;
     Ok(())
 }
 

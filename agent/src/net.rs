@@ -1,5 +1,6 @@
 //! Network adapters: the controller URL, TLS with a pinned certificate, the
-//! WebSocket link and the one HTTPS POST of enrolment.
+//! WebSocket link, the one HTTPS POST of enrolment and the streaming HTTPS
+//! requests of the content downloader.
 //!
 //! The agent trusts exactly one certificate: the controller's, by the SHA-256
 //! fingerprint it pinned at enrolment. There is no CA bundle to keep up to
@@ -182,6 +183,44 @@ pub async fn open_link(url: &ControllerUrl, fingerprint: &str, authorization: &s
     }
 }
 
+/// Sends one request on a fresh connection and returns the answer with its
+/// body unread, so a large body can be streamed. The `Host` header is set
+/// here; `answer_timeout` bounds the wait for the answer's head.
+pub async fn send(
+    url: &ControllerUrl,
+    trust: Trust,
+    mut req: hyper::Request<Full<Bytes>>,
+    answer_timeout: Duration,
+) -> Result<hyper::Response<hyper::body::Incoming>, NetError> {
+    let io = connect(url, trust).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+        .await
+        .map_err(|e| NetError::Protocol(e.to_string()))?;
+    tokio::spawn(conn);
+    let host = url
+        .authority()
+        .parse()
+        .map_err(|_| NetError::Protocol("the controller's address is not a valid Host header".into()))?;
+    req.headers_mut().insert(hyper::header::HOST, host);
+    tokio::time::timeout(answer_timeout, sender.send_request(req))
+        .await
+        .map_err(|_| {
+            NetError::Protocol(format!("the controller did not answer within {} s", answer_timeout.as_secs()))
+        })?
+        .map_err(|e| NetError::Protocol(e.to_string()))
+}
+
+/// Turns an error answer into [`NetError::Http`] with the controller's
+/// message, reading at most 64 KiB of its body.
+pub async fn http_error(resp: hyper::Response<hyper::body::Incoming>) -> NetError {
+    let status = resp.status().as_u16();
+    let message = match http_body_util::Limited::new(resp.into_body(), 64 << 10).collect().await {
+        Ok(body) => error_message(&String::from_utf8_lossy(&body.to_bytes())),
+        Err(e) => format!("(error body unreadable: {e})"),
+    };
+    NetError::Http { status, message }
+}
+
 /// POSTs JSON and parses a JSON answer; an error answer becomes
 /// [`NetError::Http`] with the controller's message.
 pub async fn post_json<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
@@ -190,33 +229,21 @@ pub async fn post_json<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>
     path: &str,
     body: &Req,
 ) -> Result<Resp, NetError> {
-    let io = connect(url, trust).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
-        .await
-        .map_err(|e| NetError::Protocol(e.to_string()))?;
-    tokio::spawn(conn);
     let json = serde_json::to_vec(body).map_err(|e| NetError::Protocol(e.to_string()))?;
     let req = hyper::Request::post(path)
-        .header(hyper::header::HOST, url.authority())
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(json)))
         .map_err(|e| NetError::Protocol(e.to_string()))?;
-    let resp = tokio::time::timeout(Duration::from_secs(30), sender.send_request(req))
-        .await
-        .map_err(|_| NetError::Protocol("the controller did not answer within 30 s".into()))?
-        .map_err(|e| NetError::Protocol(e.to_string()))?;
+    let resp = send(url, trust, req, Duration::from_secs(30)).await?;
     let status = resp.status();
+    if !status.is_success() {
+        return Err(http_error(resp).await);
+    }
     let bytes = http_body_util::Limited::new(resp.into_body(), 1 << 20)
         .collect()
         .await
         .map_err(|e| NetError::Protocol(format!("reading the answer: {e}")))?
         .to_bytes();
-    if !status.is_success() {
-        return Err(NetError::Http {
-            status: status.as_u16(),
-            message: error_message(&String::from_utf8_lossy(&bytes)),
-        });
-    }
     serde_json::from_slice(&bytes)
         .map_err(|e| NetError::Protocol(format!("unexpected answer from the controller: {e}")))
 }

@@ -7,10 +7,13 @@
 //!
 //! Playback state lives under the state directory: the applied desired state
 //! and the play log as JSON in `playback/` (written, fsynced and renamed on
-//! every [`Output::Persist`]), content as `cache/<sha256>`. Content is taken
-//! as present when its file is there. The [`Player`] plays it and reports
-//! through the loop's [`NewsSender`] (see [`crate::player`]).
+//! every [`Output::Persist`]), content as `cache/<sha256>` ([`crate::cache`]).
+//! Missing content is fetched by the [`Downloader`]; the [`ContentCache`]
+//! learns what the plan needs from every persisted desired state and evicts
+//! the rest over its budget, telling the core. The [`Player`] plays it and
+//! reports through the loop's [`NewsSender`] (see [`crate::player`]).
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,6 +21,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use dalaba_protocol::link::ControllerMessage;
+use dalaba_protocol::state::DesiredState;
 use dalaba_protocol::{MAX_CONTROLLER_FRAME, codec};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -26,6 +30,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::ContentCache;
+use crate::cache::download::{DownloadConfig, Downloader};
 use crate::clock;
 use crate::core::{AgentCore, ContentNews, CoreEvent, LinkDown, Output, PersistRequest, PlaybackNews, Restore};
 use crate::devices::Devices;
@@ -49,13 +55,15 @@ pub enum News {
 pub type NewsSender = mpsc::UnboundedSender<News>;
 
 /// Runs one agent until `stop` is cancelled, playing through `player`
-/// (whose [`Player::lead`] the core's `playback_lead` should match).
+/// (whose [`Player::lead`] the core's `playback_lead` should match). Its content cache is kept
+/// within `cache_budget_bytes`, except for content its plan needs.
 pub async fn run(
     identity: Identity,
     mut core: AgentCore,
     mut devices: Devices,
     mut player: Player,
     device_poll: Duration,
+    cache_budget_bytes: u64,
     stop: CancellationToken,
 ) {
     let url = match ControllerUrl::parse(&identity.controller_url) {
@@ -67,9 +75,17 @@ pub async fn run(
     };
     let agent = identity.agent_id.clone();
     let store = Store::new(devices.state_dir());
-    core.restore(clock::now(), store.load(&agent));
+    let mut cache = ContentCache::open(&agent, devices.state_dir(), cache_budget_bytes);
     // The loop holds a sender too, so `recv` never ends while it runs.
     let (news_tx, mut news_rx) = mpsc::unbounded_channel::<News>();
+    let downloads = DownloadConfig::new(&identity, url.clone(), cache.dir().to_path_buf());
+    let downloader = Downloader::spawn(downloads, news_tx.clone(), stop.child_token());
+    let mut restored = store.load(&agent);
+    let needed = needed_content(restored.desired.as_ref());
+    downloader.retain(needed.clone());
+    cache.plan_changed(needed);
+    restored.cached = cache.cached();
+    core.restore(clock::now(), restored);
     let mut link: Option<Link> = None;
     let mut connecting: Option<Connecting> = None;
     let mut poll = tokio::time::interval(device_poll);
@@ -118,17 +134,23 @@ pub async fn run(
                     tracing::warn!(%agent, %entry_id, %reason, "playback stopped")
                 }
                 Output::Fetch { sha256, size_bytes } => {
-                    if store.is_cached(&sha256) {
+                    if cache.is_cached(&sha256) {
                         core.handle_content(clock::now(), ContentNews::Cached { sha256 });
                     } else {
-                        let path = store.cache.join(&sha256);
-                        tracing::warn!(%agent, %sha256, size_bytes, path = %path.display(),
-                            "content the plan needs is not in the cache, and this agent has no downloader; items that need it will fail");
+                        tracing::info!(%agent, %sha256, size_bytes, "downloading content");
+                        downloader.fetch(sha256, size_bytes);
                     }
                 }
                 Output::Persist(request) => {
                     if let Err(e) = store.persist(&request) {
                         tracing::error!(%agent, error = %e, "cannot persist playback state");
+                    }
+                    if let PersistRequest::DesiredState(desired) = &request {
+                        let needed = needed_content(Some(desired));
+                        downloader.retain(needed.clone());
+                        for sha256 in cache.plan_changed(needed) {
+                            core.handle_content(clock::now(), ContentNews::Missing { sha256 });
+                        }
                     }
                 }
                 Output::Event(e) => log_event(&agent, &e),
@@ -190,7 +212,7 @@ pub async fn run(
             }
             Some(news) = news_rx.recv() => match news {
                 News::Playback(n) => core.handle_playback(clock::now(), n),
-                News::Content(n) => core.handle_content(clock::now(), n),
+                News::Content(n) => content_news(&agent, &mut cache, &mut core, n),
             },
             _ = poll.tick() => {
                 core.handle_device(clock::now(), devices.snapshot());
@@ -200,6 +222,33 @@ pub async fn run(
     if let Some(mut ws) = link.take() {
         let frame = CloseFrame { code: CloseCode::Away, reason: "agent stopping".into() };
         let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(Some(frame))).await;
+    }
+}
+
+/// SHA-256 of every content item a desired state needs.
+fn needed_content(desired: Option<&DesiredState>) -> BTreeSet<String> {
+    desired.map(|d| d.content.iter().map(|c| c.sha256.clone()).collect()).unwrap_or_default()
+}
+
+/// The downloader's news: a stored item enters the cache's recency (which
+/// may evict others) before the core hears of it.
+fn content_news(agent: &str, cache: &mut ContentCache, core: &mut AgentCore, news: ContentNews) {
+    let (news, evicted) = match news {
+        ContentNews::Cached { sha256 } => match cache.stored(&sha256) {
+            Ok(evicted) => {
+                tracing::info!(%agent, %sha256, "content downloaded and verified");
+                (ContentNews::Cached { sha256 }, evicted)
+            }
+            Err(e) => {
+                let reason = format!("the downloaded file {} vanished: {e}", cache.path(&sha256).display());
+                (ContentNews::FetchFailed { sha256, reason }, Vec::new())
+            }
+        },
+        other => (other, Vec::new()),
+    };
+    core.handle_content(clock::now(), news);
+    for sha256 in evicted {
+        core.handle_content(clock::now(), ContentNews::Missing { sha256 });
     }
 }
 
@@ -234,35 +283,26 @@ fn log_event(agent: &str, e: &CoreEvent) {
 }
 
 /// Playback state on disk under the agent's state directory. Writes are
-/// synchronous and small (a plan, a play log); the player and downloader
-/// will bring their own tasks.
+/// synchronous and small (a plan, a play log); the content cache is
+/// [`ContentCache`].
 #[derive(Debug)]
 struct Store {
     dir: PathBuf,
-    cache: PathBuf,
 }
 
 impl Store {
     fn new(state_dir: &Path) -> Store {
-        Store { dir: state_dir.join("playback"), cache: state_dir.join("cache") }
+        Store { dir: state_dir.join("playback") }
     }
 
-    /// What the core persisted last time, and the content in the cache. A
-    /// damaged file is logged and treated as absent.
+    /// What the core persisted last time (the cached content is the
+    /// [`ContentCache`]'s to say). A damaged file is logged and treated as
+    /// absent.
     fn load(&self, agent: &str) -> Restore {
-        let cached = match std::fs::read_dir(&self.cache) {
-            Ok(entries) => entries
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|name| is_sha256(name))
-                .collect(),
-            Err(_) => Default::default(),
-        };
         Restore {
             desired: read_json(agent, &self.dir.join(DESIRED_FILE)),
             play_log: read_json(agent, &self.dir.join(PLAY_LOG_FILE)).unwrap_or_default(),
-            cached,
+            cached: BTreeSet::new(),
         }
     }
 
@@ -273,18 +313,10 @@ impl Store {
         };
         write_atomic(&self.dir, file, &json.map_err(std::io::Error::other)?)
     }
-
-    fn is_cached(&self, sha256: &str) -> bool {
-        is_sha256(sha256) && self.cache.join(sha256).is_file()
-    }
 }
 
 const DESIRED_FILE: &str = "desired.json";
 const PLAY_LOG_FILE: &str = "play-log.json";
-
-fn is_sha256(name: &str) -> bool {
-    name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
 
 fn read_json<T: serde::de::DeserializeOwned>(agent: &str, path: &Path) -> Option<T> {
     let bytes = match std::fs::read(path) {
@@ -306,7 +338,7 @@ fn read_json<T: serde::de::DeserializeOwned>(agent: &str, path: &Path) -> Option
 
 /// Write, fsync, rename, fsync the directory: a crash leaves the old file or
 /// the new one, never half of one.
-fn write_atomic(dir: &Path, file: &str, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(dir: &Path, file: &str, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(file);
     let tmp = dir.join(format!("{file}.tmp"));
@@ -333,7 +365,7 @@ mod tests {
     use crate::core::PlayLog;
 
     #[test]
-    fn store_round_trips_the_play_log_and_finds_cached_content() {
+    fn store_round_trips_the_play_log() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::new(dir.path());
         assert_eq!(store.load("ag-1"), Restore::default(), "nothing persisted yet");
@@ -351,14 +383,7 @@ mod tests {
             amplifier_confirmed: false,
         });
         store.persist(&PersistRequest::PlayLog(log.clone())).expect("persist");
-        std::fs::create_dir_all(&store.cache).expect("mkdir");
-        std::fs::write(store.cache.join("ab".repeat(32)), b"audio").expect("write");
-        std::fs::write(store.cache.join("not-a-hash"), b"x").expect("write");
-        let restored = store.load("ag-1");
-        assert_eq!(restored.play_log, log);
-        assert_eq!(restored.cached, ["ab".repeat(32)].into());
-        assert!(store.is_cached(&"ab".repeat(32)));
-        assert!(!store.is_cached("../identity.toml"));
+        assert_eq!(store.load("ag-1").play_log, log);
 
         std::fs::write(store.dir.join(PLAY_LOG_FILE), b"{ half").expect("write");
         assert_eq!(store.load("ag-1").play_log, PlayLog::default(), "a damaged file is ignored");

@@ -27,6 +27,9 @@ pub struct FleetEntry {
     pub code: Option<String>,
 }
 
+/// Content cache budget of each simulated village: many share one disk.
+pub const SIMULATED_CACHE_BUDGET: u64 = 256_000_000;
+
 /// The hardware a simulated agent reports.
 pub fn simulated_hardware() -> Hardware {
     Hardware {
@@ -57,7 +60,7 @@ pub async fn run(controller: &str, fleet_file: &Path, state_dir: &Path, stop: Ca
         // No audio device for a simulated village: timing only.
         let player = Player::Simulated(SimulatedPlayer::new());
         let poll = std::time::Duration::from_secs(10);
-        tasks.spawn(crate::shell::run(id, core, devices, player, poll, stop));
+        tasks.spawn(crate::shell::run(id, core, devices, player, poll, SIMULATED_CACHE_BUDGET, stop));
     }
     while tasks.join_next().await.is_some() {}
     Ok(())

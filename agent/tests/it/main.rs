@@ -7,7 +7,10 @@
 //!   cuts, outages, refusals, loss and clock skew.
 //! - [`playback`]: scheduled playback under that simulation: a week, outages,
 //!   restarts, clock jumps, the amplifier, proof of play.
+//! - [`content`]: the content downloader against a real HTTP server that
+//!   cuts, stalls, lies and refuses.
 
+mod content;
 mod link;
 mod playback;
 mod sim;

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use dalaba_protocol::MAX_CONTROLLER_FRAME;
 use dalaba_protocol::state::{ContentInfo, DesiredState, PlanEntry, PlannedPlay, PlaybackSettings, Priority};
 use dalaba_schedules::Planner;
 use serde::Serialize;
@@ -266,14 +267,23 @@ pub fn plan_villages(
                 });
             }
         }
-        let content: Vec<ContentInfo> = content.into_values().collect();
+        let mut content: Vec<ContentInfo> = content.into_values().collect();
+        let mut until = to_ms;
+        if let Some(cut) = fit_in_frame(&mut entries, &mut content) {
+            tracing::error!(
+                village = village_id,
+                until_ms = cut,
+                "a week's plan is too large for one message; planned only up to the cut"
+            );
+            until = cut;
+        }
         let digest = digest(&entries, &content, playback);
         plans.insert(
             village_id,
             Arc::new(VillagePlan {
                 generated_at_ms: now_ms,
                 from_ms: now_ms,
-                to_ms,
+                to_ms: until,
                 entries,
                 content,
                 playback: *playback,
@@ -282,6 +292,34 @@ pub fn plan_villages(
         );
     }
     plans
+}
+
+/// The bytes a desired state may use, leaving room for its envelope.
+const FRAME_BUDGET: usize = MAX_CONTROLLER_FRAME - 64 * 1024;
+
+/// Drops the latest entries (and content only they need) until the state
+/// fits in one frame; returns the start of the first dropped entry, which
+/// becomes the end of the planned window.
+fn fit_in_frame(entries: &mut Vec<PlanEntry>, content: &mut Vec<ContentInfo>) -> Option<i64> {
+    let mut size: usize = entries.iter().map(json_len).sum::<usize>() + content.iter().map(json_len).sum::<usize>();
+    if size <= FRAME_BUDGET {
+        return None;
+    }
+    let mut cut = None;
+    while size > FRAME_BUDGET {
+        let Some(last) = entries.pop() else { break };
+        size -= json_len(&last);
+        cut = Some(last.start_ms);
+    }
+    let needed: std::collections::BTreeSet<&str> =
+        entries.iter().flat_map(|e| e.plays.iter().map(|p| p.sha256.as_str())).collect();
+    content.retain(|c| needed.contains(c.sha256.as_str()));
+    cut
+}
+
+/// Bytes of `v` as JSON, with its separating comma.
+fn json_len<T: Serialize>(v: &T) -> usize {
+    serde_json::to_vec(v).map_or(0, |v| v.len()) + 1
 }
 
 fn instant(ms: i64) -> DateTime<Utc> {
@@ -307,4 +345,46 @@ fn digest(entries: &[PlanEntry], content: &[ContentInfo], playback: &PlaybackSet
     }
     let bytes = serde_json::to_vec(&Digested { entries, content, playback }).unwrap_or_default();
     hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: i64, sha: &str) -> PlanEntry {
+        PlanEntry {
+            id: format!("1@{n}"),
+            schedule_id: 1,
+            title: "x".repeat(1000),
+            nominal_start_ms: n,
+            start_ms: n,
+            plays: vec![PlannedPlay { sha256: sha.into(), start_ms: n, duration_ms: 1 }],
+            volume: 80,
+            priority: Priority::Scheduled,
+        }
+    }
+
+    fn info(sha: &str) -> ContentInfo {
+        ContentInfo { sha256: sha.into(), size_bytes: 1, duration_ms: 1, gain_db: 0.0, title: "t".into() }
+    }
+
+    #[test]
+    fn an_oversized_plan_is_cut_at_an_entry_and_keeps_only_needed_content() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let mut entries: Vec<PlanEntry> = (0..5000).map(|n| entry(n, if n < 2000 { &a } else { &b })).collect();
+        let mut content = vec![info(&a), info(&b)];
+        let cut = fit_in_frame(&mut entries, &mut content).expect("cut");
+        assert_eq!(cut, entries.len() as i64, "the window ends where the first dropped entry starts");
+        assert!(entries.len() < 5000 && entries.len() > 1000, "{}", entries.len());
+        let size = serde_json::to_vec(&entries).expect("json").len();
+        assert!(size <= FRAME_BUDGET, "{size}");
+        if entries.len() <= 2000 {
+            assert_eq!(content, vec![info(&a)]);
+        }
+
+        let mut small = vec![entry(1, &a)];
+        let mut content = vec![info(&a), info(&b)];
+        assert_eq!(fit_in_frame(&mut small, &mut content), None);
+        assert_eq!(content.len(), 2, "untouched when it fits");
+    }
 }

@@ -5,6 +5,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod amplifier;
+
+pub use amplifier::{
+    ActiveLevel, AmplifierConfig, AmplifierDriver, FramePreset, Frames, FramesConfig, GpioConfig, ModbusConfig, Parity,
+    SerialConfig, lcus_frame, parse_hex,
+};
+
 /// The commented default configuration, printed by `--print-default-config`.
 pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
 
@@ -76,34 +83,6 @@ impl StorageConfig {
     }
 }
 
-/// `[amplifier]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AmplifierConfig {
-    /// Which driver switches the amplifier.
-    pub driver: AmplifierDriver,
-}
-
-/// Amplifier drivers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AmplifierDriver {
-    /// No relay.
-    None,
-    /// An in-memory relay board.
-    Simulated,
-}
-
-impl AmplifierDriver {
-    /// The name used in config and in the hello.
-    pub fn name(self) -> &'static str {
-        match self {
-            AmplifierDriver::None => "none",
-            AmplifierDriver::Simulated => "simulated",
-        }
-    }
-}
-
 /// `[audio]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -169,6 +148,7 @@ impl Config {
         if !(1..=3600).contains(&c.link.device_poll_secs) {
             return Err(ConfigError::Invalid("link.device_poll_secs must be between 1 and 3600".into()));
         }
+        c.amplifier.validate()?;
         if c.audio.output.trim().is_empty() {
             return Err(ConfigError::Invalid("audio.output must not be empty".into()));
         }

@@ -1,26 +1,140 @@
 //! Device adapters the shell reads and drives: the amplifier relay and the
-//! disk. Real serial and GPIO relay drivers arrive with scheduled broadcasts;
-//! their trait is here.
+//! disk. The [`Amplifier`] trait and the trivial drivers are here; the
+//! Modbus, serial-frame and GPIO drivers are in [`crate::relay`].
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 
 use dalaba_protocol::link::AmplifierState;
 
-use crate::config::AmplifierDriver;
+use crate::config::{AmplifierConfig, AmplifierDriver, ConfigError};
 use crate::core::{AmplifierCommand, DeviceSnapshot};
+use crate::relay;
 
-/// Why the amplifier could not be switched.
+/// Why the amplifier could not be switched. Each names the device and what
+/// it did, in words a village technician can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum AmplifierError {
-    /// The relay board did not answer or answered wrongly.
-    #[error("relay board fault: {0}")]
-    Fault(String),
+    /// The serial port could not be opened (missing, unplugged, in use,
+    /// no permission).
+    #[error("cannot open relay board port {port}: {source}")]
+    Open {
+        /// The port.
+        port: String,
+        /// Why.
+        #[source]
+        source: tokio_serial::Error,
+    },
+    /// Reading or writing the port failed.
+    #[error("relay board at {port}: {source}")]
+    Io {
+        /// The port.
+        port: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The board said nothing within the timeout.
+    #[error("relay board at {port} did not answer within {timeout_ms} ms")]
+    NoAnswer {
+        /// The port.
+        port: String,
+        /// The timeout.
+        timeout_ms: u64,
+    },
+    /// The board answered, but the answer's CRC is wrong (noise on the
+    /// line, wrong baud rate or parity).
+    #[error("relay board at {port} answered with a bad CRC: {reply}")]
+    BadCrc {
+        /// The port.
+        port: String,
+        /// What arrived, in hex.
+        reply: String,
+    },
+    /// The board answered with something that is not a whole reply.
+    #[error("relay board at {port} sent a garbled or incomplete reply: {reply}")]
+    Garbled {
+        /// The port.
+        port: String,
+        /// What arrived, in hex.
+        reply: String,
+    },
+    /// A well-formed Modbus reply that does not answer the request (another
+    /// slave address, another function, another coil).
+    #[error("relay board at {port} sent a reply that does not match the request ({reply}): {why}")]
+    Mismatch {
+        /// The port.
+        port: String,
+        /// What arrived, in hex.
+        reply: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The board refused the request with a Modbus exception.
+    #[error("relay board at {port} refused the request: Modbus exception {code}")]
+    Exception {
+        /// The port.
+        port: String,
+        /// The exception.
+        code: tokio_modbus::ExceptionCode,
+    },
+    /// A serial-frame board answered other bytes than the configured reply.
+    #[error("relay board at {port} answered {reply} instead of the expected {expected}")]
+    WrongReply {
+        /// The port.
+        port: String,
+        /// What arrived, in hex.
+        reply: String,
+        /// The configured reply, in hex.
+        expected: String,
+    },
+    /// The relay does not read back as switched.
+    #[error("relay board at {port}: coil {coil} reads {read} after switching {wanted}")]
+    NotConfirmed {
+        /// The port.
+        port: String,
+        /// The coil.
+        coil: u16,
+        /// "ON" or "OFF", as commanded.
+        wanted: &'static str,
+        /// "ON" or "OFF", as read back.
+        read: &'static str,
+    },
+    /// The GPIO line could not be claimed, set or read.
+    #[error("GPIO line {line} of {chip}: {source}")]
+    Gpio {
+        /// The chip.
+        chip: String,
+        /// The line offset.
+        line: u32,
+        /// Why.
+        #[source]
+        source: relay::gpio::LineError,
+    },
+    /// The GPIO line does not read back the level just set.
+    #[error("GPIO line {line} of {chip} reads {read} after setting it {wanted}")]
+    GpioNotConfirmed {
+        /// The chip.
+        chip: String,
+        /// The line offset.
+        line: u32,
+        /// "high" or "low", as set.
+        wanted: &'static str,
+        /// "high" or "low", as read back.
+        read: &'static str,
+    },
 }
+
+/// The answer to [`Amplifier::switch`]: a future, so a slow relay board
+/// never blocks the runtime's worker.
+pub type SwitchFuture<'a> = Pin<Box<dyn Future<Output = Result<AmplifierState, AmplifierError>> + Send + 'a>>;
 
 /// Something that switches a loudspeaker amplifier.
 pub trait Amplifier: Send {
-    /// Switches the relay and returns the confirmed state.
-    fn switch(&mut self, cmd: AmplifierCommand) -> Result<AmplifierState, AmplifierError>;
+    /// Switches the relay and resolves to the confirmed state. Drivers bound
+    /// the time this takes by their own timeouts.
+    fn switch(&mut self, cmd: AmplifierCommand) -> SwitchFuture<'_>;
     /// The last known state.
     fn state(&self) -> AmplifierState;
     /// The driver's name, as in the config.
@@ -32,8 +146,8 @@ pub trait Amplifier: Send {
 pub struct NoAmplifier;
 
 impl Amplifier for NoAmplifier {
-    fn switch(&mut self, _cmd: AmplifierCommand) -> Result<AmplifierState, AmplifierError> {
-        Ok(AmplifierState::Unknown)
+    fn switch(&mut self, _cmd: AmplifierCommand) -> SwitchFuture<'_> {
+        Box::pin(std::future::ready(Ok(AmplifierState::Unknown)))
     }
     fn state(&self) -> AmplifierState {
         AmplifierState::Unknown
@@ -52,14 +166,14 @@ pub struct SimulatedRelay {
 }
 
 impl Amplifier for SimulatedRelay {
-    fn switch(&mut self, cmd: AmplifierCommand) -> Result<AmplifierState, AmplifierError> {
+    fn switch(&mut self, cmd: AmplifierCommand) -> SwitchFuture<'_> {
         self.switches += 1;
         let s = match cmd {
             AmplifierCommand::On => AmplifierState::On,
             AmplifierCommand::Off => AmplifierState::Off,
         };
         self.state = Some(s);
-        Ok(s)
+        Box::pin(std::future::ready(Ok(s)))
     }
     fn state(&self) -> AmplifierState {
         self.state.unwrap_or(AmplifierState::Unknown)
@@ -69,12 +183,20 @@ impl Amplifier for SimulatedRelay {
     }
 }
 
-/// Builds the configured amplifier driver.
-pub fn amplifier(driver: AmplifierDriver) -> Box<dyn Amplifier> {
-    match driver {
+/// Builds the configured amplifier driver. Opens nothing: each driver opens
+/// its device at the first switch, so a missing board is a fault the agent
+/// reports, not a reason to stop. Fails only on settings that
+/// [`Config::parse`](crate::config::Config::parse) already refuses.
+pub fn amplifier(config: &AmplifierConfig) -> Result<Box<dyn Amplifier>, ConfigError> {
+    Ok(match config.driver {
         AmplifierDriver::None => Box::new(NoAmplifier),
         AmplifierDriver::Simulated => Box::new(SimulatedRelay::default()),
-    }
+        AmplifierDriver::ModbusRtu => Box::new(relay::modbus::ModbusRelay::new(&config.serial, &config.modbus)),
+        AmplifierDriver::SerialFrames => {
+            Box::new(relay::frames::FramesRelay::new(&config.serial, config.frames.frames()?))
+        }
+        AmplifierDriver::Gpio => Box::new(relay::gpio::GpioRelay::cdev(&config.gpio)),
+    })
 }
 
 /// The agent's devices, read together into a [`DeviceSnapshot`].
@@ -108,8 +230,8 @@ impl Devices {
     }
 
     /// Carries out a switch command; a failure is remembered as a fault.
-    pub fn switch(&mut self, cmd: AmplifierCommand) -> Result<AmplifierState, AmplifierError> {
-        let r = self.amplifier.switch(cmd);
+    pub async fn switch(&mut self, cmd: AmplifierCommand) -> Result<AmplifierState, AmplifierError> {
+        let r = self.amplifier.switch(cmd).await;
         self.fault = r.is_err();
         r
     }
@@ -147,11 +269,11 @@ fn dir_size(path: &Path) -> u64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn simulated_relay_confirms() {
+    #[tokio::test]
+    async fn simulated_relay_confirms() {
         let mut r = SimulatedRelay::default();
         assert_eq!(r.state(), AmplifierState::Unknown);
-        assert_eq!(r.switch(AmplifierCommand::Off).expect("switch"), AmplifierState::Off);
+        assert_eq!(r.switch(AmplifierCommand::Off).await.expect("switch"), AmplifierState::Off);
         assert_eq!(r.state(), AmplifierState::Off);
     }
 

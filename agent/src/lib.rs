@@ -12,7 +12,8 @@
 //! - [`cache`]: the content cache, its downloader and eviction.
 //! - [`net`]: TLS with a pinned certificate, the WebSocket link, HTTPS POST.
 //! - [`identity`]: enrolment and the stored credentials.
-//! - [`devices`]: amplifier relay drivers and disk figures.
+//! - [`devices`]: the amplifier trait, its trivial drivers, and disk figures.
+//! - [`relay`]: the Modbus RTU, serial-frame and GPIO relay drivers.
 //! - [`player`]: the audio player (cpal/ALSA, or simulated) and its pre-roll.
 //! - [`simulate`]: many simulated villages in one process.
 //! - [`config`], [`clock`]: configuration and the one window on time.
@@ -24,6 +25,7 @@ pub mod core;
 pub mod devices;
 pub mod identity;
 pub mod net;
+pub mod relay;
 pub mod player;
 pub mod shell;
 pub mod simulate;

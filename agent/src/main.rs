@@ -156,7 +156,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let player = Player::Audio(AudioPlayer::open(&config.audio.output, config.audio.lead()));
     core_config.playback_lead = player.lead();
     let core = AgentCore::new(core_config, dalaba_agent::clock::now());
-    let devices = Devices::new(devices::amplifier(config.amplifier.driver), &config.storage.state_dir);
+    let devices = Devices::new(devices::amplifier(&config.amplifier)?, &config.storage.state_dir);
     let (poll, budget) = (config.link.device_poll(), config.storage.cache_budget_bytes());
     dalaba_agent::shell::run(id, core, devices, player, poll, budget, stop_on_signal()).await;
     Ok(())

@@ -116,7 +116,7 @@ pub async fn run(
                     core.handle_link_down(clock::now(), LinkDown::Closed(reason));
                 }
                 Output::SwitchAmplifier(cmd) => {
-                    let result = devices.switch(cmd);
+                    let result = devices.switch(cmd).await;
                     match &result {
                         Ok(state) => tracing::info!(%agent, ?cmd, ?state, "amplifier switched"),
                         Err(e) => tracing::error!(%agent, ?cmd, error = %e, "amplifier switch failed"),

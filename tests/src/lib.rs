@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`bins`]: locating (and if needed building) the two binaries.
 //! - [`proc`]: child processes that are killed when dropped.
+//! - [`relay`]: Modbus RTU and raw serial relay boards on pseudo-terminals.
 //! - [`api`]: a small HTTPS client for the controller's JSON API.
 //! - [`webdriver`]: headless Chromium through chromedriver.
 //! - [`wait_for`]: polling a condition until a deadline.
@@ -12,6 +13,7 @@
 pub mod api;
 pub mod bins;
 pub mod proc;
+pub mod relay;
 pub mod webdriver;
 
 use std::future::Future;

@@ -8,3 +8,4 @@ mod demo;
 mod faults;
 mod lifecycle;
 mod plays;
+mod relay;

@@ -7,9 +7,12 @@
 //!   cuts, outages, refusals, loss and clock skew.
 //! - [`playback`]: scheduled playback under that simulation: a week, outages,
 //!   restarts, clock jumps, the amplifier, proof of play.
+//! - [`audio_out`]: the real agent binary playing through cpal into ALSA
+//!   (the `file` plugin, PulseAudio's null sink), and its failures.
 //! - [`content`]: the content downloader against a real HTTP server that
 //!   cuts, stalls, lies and refuses.
 
+mod audio_out;
 mod content;
 mod link;
 mod playback;

@@ -103,6 +103,7 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(m) => ApiError::BadRequest(m.to_string()),
             StoreError::Import(errors) => super::directory::csv_error(errors),
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Library(m) => ApiError::BadRequest(m),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -76,6 +76,10 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         metrics: Arc::new(Metrics::new()),
         clock,
         settings: Arc::new(settings),
+        library: Arc::new(
+            crate::library::Library::open(data_dir, config.library.settings())
+                .with_context(|| format!("cannot open the content directory in {}", data_dir.display()))?,
+        ),
         distribution: Arc::new(Distribution::new(PlaybackSettings::default())),
     };
     let listener =

@@ -53,6 +53,9 @@ pub struct Config {
     pub enrolment: EnrolmentConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The audio library; defaults when the section is absent.
+    #[serde(default)]
+    pub library: LibraryConfig,
 }
 
 /// `[server]`.
@@ -109,6 +112,101 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A tracing filter, e.g. `info` or `dalaba_controller=debug`.
     pub level: String,
+}
+
+/// `[library]`: uploads, loudness, the distribution copy, text to speech.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LibraryConfig {
+    /// Largest upload, in MB (10⁶ bytes).
+    pub max_upload_mb: u64,
+    /// Longest audio accepted, in minutes.
+    pub max_duration_minutes: u64,
+    /// Loudness every item is brought to at playback, in LUFS.
+    pub target_lufs: f64,
+    /// Highest true peak the playback gain may produce, in dBTP.
+    pub true_peak_ceiling_dbtp: f64,
+    /// Bitrate of the Opus distribution copy, in kb/s.
+    pub opus_bitrate_kbps: u32,
+    /// The text-to-speech program.
+    pub tts_command: String,
+    /// Its voice.
+    pub tts_voice: String,
+    /// Longest notice spoken, in characters.
+    pub tts_max_chars: usize,
+    /// How long the program may run, in seconds.
+    pub tts_timeout_secs: u64,
+}
+
+impl Default for LibraryConfig {
+    fn default() -> Self {
+        let d = crate::library::LibrarySettings::default();
+        LibraryConfig {
+            max_upload_mb: d.max_upload_bytes / crate::library::MB,
+            max_duration_minutes: d.max_duration_ms / 60_000,
+            target_lufs: d.target.lufs,
+            true_peak_ceiling_dbtp: d.target.peak_ceiling_dbtp,
+            opus_bitrate_kbps: d.opus_bitrate_bps / 1000,
+            tts_command: d.tts_command,
+            tts_voice: d.tts_voice,
+            tts_max_chars: d.tts_max_chars,
+            tts_timeout_secs: d.tts_timeout.as_secs(),
+        }
+    }
+}
+
+impl LibraryConfig {
+    /// The settings the library runs with.
+    pub fn settings(&self) -> crate::library::LibrarySettings {
+        crate::library::LibrarySettings {
+            max_upload_bytes: self.max_upload_mb * crate::library::MB,
+            target: dalaba_audio::loudness::Target {
+                lufs: self.target_lufs,
+                peak_ceiling_dbtp: self.true_peak_ceiling_dbtp,
+            },
+            max_duration_ms: self.max_duration_minutes * 60_000,
+            opus_bitrate_bps: self.opus_bitrate_kbps * 1000,
+            tts_command: self.tts_command.clone(),
+            tts_voice: self.tts_voice.clone(),
+            tts_max_chars: self.tts_max_chars,
+            tts_timeout: Duration::from_secs(self.tts_timeout_secs),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(format!("library.{m}")));
+        if !(1..=10_000).contains(&self.max_upload_mb) {
+            return invalid("max_upload_mb must be between 1 and 10000");
+        }
+        if !(1..=24 * 60).contains(&self.max_duration_minutes) {
+            return invalid("max_duration_minutes must be between 1 and 1440");
+        }
+        if !(-40.0..=-5.0).contains(&self.target_lufs) {
+            return invalid("target_lufs must be between -40 and -5");
+        }
+        if !(-20.0..=0.0).contains(&self.true_peak_ceiling_dbtp) {
+            return invalid("true_peak_ceiling_dbtp must be between -20 and 0");
+        }
+        if !(6..=256).contains(&self.opus_bitrate_kbps) {
+            return invalid("opus_bitrate_kbps must be between 6 and 256");
+        }
+        if self.tts_command.trim().is_empty() {
+            return invalid("tts_command must not be empty");
+        }
+        let voice_ok = !self.tts_voice.is_empty()
+            && !self.tts_voice.starts_with('-')
+            && self.tts_voice.chars().all(|c| c.is_ascii_alphanumeric() || "-_+/".contains(c));
+        if !voice_ok {
+            return invalid("tts_voice must be a voice name such as \"cmn\"");
+        }
+        if !(1..=100_000).contains(&self.tts_max_chars) {
+            return invalid("tts_max_chars must be between 1 and 100000");
+        }
+        if !(1..=600).contains(&self.tts_timeout_secs) {
+            return invalid("tts_timeout_secs must be between 1 and 600");
+        }
+        Ok(())
+    }
 }
 
 /// Log output format.
@@ -172,6 +270,7 @@ impl Config {
         if self.storage.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("storage.data_dir must not be empty".into()));
         }
+        self.library.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Invalid(format!("log.level {:?}: {}", self.log.level, one_line(&e.to_string()))));
         }
@@ -226,5 +325,21 @@ mod tests {
         let err = Config::parse(&text, "test").unwrap_err().to_string();
         assert!(err.contains("allow_plain_http_on_network"), "{err}");
         check_invalid(("level = \"info\"", "level = \"[[[\""), "log.level");
+    }
+
+    #[test]
+    fn library_defaults_and_bad_values() {
+        let settings = Config::default_config().library.settings();
+        assert_eq!(settings, crate::library::LibrarySettings::default());
+        check_invalid(("max_upload_mb = 200", "max_upload_mb = 0"), "library.max_upload_mb");
+        check_invalid(("target_lufs = -16.0", "target_lufs = 3.0"), "library.target_lufs");
+        check_invalid(("opus_bitrate_kbps = 32", "opus_bitrate_kbps = 1"), "library.opus_bitrate_kbps");
+        check_invalid(("tts_voice = \"cmn\"", "tts_voice = \"-w /etc/x\""), "library.tts_voice");
+        check_invalid(("tts_max_chars = 5000", "tts_max_chars = 0"), "library.tts_max_chars");
+        check_invalid(("[library]", "[library]\nspeed = 3"), "speed");
+        let without = DEFAULT_CONFIG.split("[library]").next().unwrap_or_default().to_owned()
+            + "[log]\nformat = \"text\"\nlevel = \"info\"\n";
+        let parsed = Config::parse(&without, "test").expect("a config without [library] takes the defaults");
+        assert_eq!(parsed.library.max_upload_mb, 200);
     }
 }

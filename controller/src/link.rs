@@ -56,32 +56,10 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let creds = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_bearer_credentials)
-        .map(|(id, secret)| (id.to_string(), secret.to_string()));
-    let Some((agent_id, secret)) = creds else {
-        st.metrics.error("auth");
-        tracing::warn!(%peer, "agent link refused: missing or malformed credentials");
-        return ApiError::Unauthorized("agent link needs Authorization: Bearer <agent_id>.<secret>".into())
-            .into_response();
-    };
-    let lookup = agent_id.clone();
-    let stored = match st.db(move |s| s.agent_secret_hash(&lookup)).await {
-        Ok(h) => h,
+    let agent_id = match authenticate_agent(&st, &headers, peer, "agent link").await {
+        Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let Some(stored) = stored else {
-        st.metrics.error("auth");
-        tracing::warn!(%peer, agent = %agent_id, "agent link refused: unknown agent");
-        return ApiError::Unauthorized(format!("unknown agent {agent_id}; enrol it again")).into_response();
-    };
-    if !constant_time_eq(secret_hash(&secret).as_bytes(), stored.as_bytes()) {
-        st.metrics.error("auth");
-        tracing::warn!(%peer, agent = %agent_id, "agent link refused: wrong agent secret");
-        return ApiError::Unauthorized(format!("wrong secret for agent {agent_id}")).into_response();
-    }
     if st.presence.online_count() >= st.settings.max_connections {
         st.metrics.error("full");
         tracing::warn!(%peer, agent = %agent_id, "agent link refused: connection limit reached");
@@ -106,6 +84,40 @@ pub async fn upgrade(
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .on_upgrade(move |socket| run(st, agent_id, peer, socket))
+}
+
+/// Checks an agent's `Authorization: Bearer <agent_id>.<secret>` and
+/// returns the agent id: the one credential check behind the link and
+/// content downloads. `what` names the refused request in messages and logs.
+pub async fn authenticate_agent(
+    st: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    what: &str,
+) -> Result<String, ApiError> {
+    let creds = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_bearer_credentials)
+        .map(|(id, secret)| (id.to_string(), secret.to_string()));
+    let Some((agent_id, secret)) = creds else {
+        st.metrics.error("auth");
+        tracing::warn!(%peer, "{what} refused: missing or malformed credentials");
+        return Err(ApiError::Unauthorized(format!("{what} needs Authorization: Bearer <agent_id>.<secret>")));
+    };
+    let lookup = agent_id.clone();
+    let stored = st.db(move |s| s.agent_secret_hash(&lookup)).await?;
+    let Some(stored) = stored else {
+        st.metrics.error("auth");
+        tracing::warn!(%peer, agent = %agent_id, "{what} refused: unknown agent");
+        return Err(ApiError::Unauthorized(format!("unknown agent {agent_id}; enrol it again")));
+    };
+    if !constant_time_eq(secret_hash(&secret).as_bytes(), stored.as_bytes()) {
+        st.metrics.error("auth");
+        tracing::warn!(%peer, agent = %agent_id, "{what} refused: wrong agent secret");
+        return Err(ApiError::Unauthorized(format!("wrong secret for agent {agent_id}")));
+    }
+    Ok(agent_id)
 }
 
 /// One link, from upgrade to close.

@@ -6,14 +6,18 @@
 //! - `agents`: agents, enrolment codes, enrolment.
 //! - `events`: the server-sent event stream for dashboards.
 //! - `plays`: proof of play per village and day.
+//! - `library`: the audio library (uploads, text to speech, previews);
+//!   `content`: agents' downloads of distribution files by SHA-256.
 //! - `schedules`: schedules, quiet hours, schedule previews and the plan views.
 //! - `openapi`: the OpenAPI document.
 //! - [`crate::link`]: the agent WebSocket (mounted here).
 
 mod agents;
+mod content;
 mod directory;
 mod error;
 mod events;
+mod library;
 mod openapi;
 mod plays;
 mod schedules;
@@ -67,6 +71,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Settings.
     pub settings: Arc<Settings>,
+    /// The audio library's files and settings.
+    pub library: Arc<crate::library::Library>,
     /// Every agent's desired state.
     pub distribution: Arc<Distribution>,
 }
@@ -119,6 +125,12 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard", get(agents::dashboard))
         .route("/events", get(events::stream))
         .route("/link", get(crate::link::upgrade))
+        .route("/library", get(library::list).post(library::upload).layer(DefaultBodyLimit::disable()))
+        .route("/library/tts", post(library::speak))
+        .route("/library/categories", get(library::categories).post(library::create_category))
+        .route("/library/{id}", get(library::one).patch(library::update).delete(library::remove))
+        .route("/library/{id}/audio", get(library::audio))
+        .route("/content/{sha256}", get(content::download))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);
     Router::new().nest("/api/v1", api).route("/metrics", get(metrics)).merge(crate::web::routes()).with_state(state)

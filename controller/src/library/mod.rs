@@ -23,9 +23,33 @@
 //! - [`tts`]: a typed notice to a WAV file through espeak-ng.
 //! - [`range`]: HTTP `Range` parsing for previews and agent downloads.
 
+pub mod files;
+pub mod pipeline;
+pub mod range;
+pub mod tts;
+
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+pub use files::ContentStore;
+
+/// The library's files and settings, shared by its handlers.
+#[derive(Debug)]
+pub struct Library {
+    /// Limits, loudness target, transcoding and text-to-speech settings.
+    pub settings: LibrarySettings,
+    /// The content directory.
+    pub content: ContentStore,
+}
+
+impl Library {
+    /// Opens the content directory under `data_dir` (see [`ContentStore::open`]).
+    pub fn open(data_dir: &Path, settings: LibrarySettings) -> std::io::Result<Library> {
+        Ok(Library { settings, content: ContentStore::open(data_dir)? })
+    }
+}
 
 /// One item of the library: a notice that schedules can play.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use axum::response::Response;
 use dalaba_controller::api::{AppState, Settings, router};
 use dalaba_controller::clock::Clock;
+use dalaba_controller::library::{Library, LibrarySettings};
 use dalaba_controller::distribution::Distribution;
 use dalaba_controller::metrics::Metrics;
 use dalaba_controller::presence::Presence;
@@ -43,6 +44,12 @@ pub struct Harness {
 
 impl Harness {
     pub fn new() -> Harness {
+        Harness::with_library(LibrarySettings::default())
+    }
+
+    /// A harness whose audio library runs with `library` (e.g. a small
+    /// upload limit).
+    pub fn with_library(library: LibrarySettings) -> Harness {
         let dir = tempfile::tempdir().expect("temporary directory");
         let signer = CommandSigner::load_or_generate(dir.path()).expect("signing key");
         let settings = Settings {
@@ -59,6 +66,7 @@ impl Harness {
             metrics: Arc::new(Metrics::new()),
             clock: Clock::manual(T0),
             settings: Arc::new(settings),
+            library: Arc::new(Library::open(dir.path(), library).expect("content directory")),
             distribution: Arc::new(Distribution::new(PlaybackSettings::default())),
         };
         Harness { app: router(state.clone()), state, _dir: dir }

@@ -7,6 +7,7 @@
 //! - `directory`: region CRUD and the table of refused inputs.
 //! - `csv`: directory export and import.
 //! - `enrolment`: enrolment codes, enrolment and the agent list.
+//! - `library`: the audio library, text to speech and content downloads.
 //! - `presence`: live presence as the API and the dashboard show it.
 //! - `routes`: the OpenAPI document against the router, metrics, pages, the
 //!   JSON fallback and the agent link's authentication.
@@ -15,6 +16,7 @@ mod csv;
 mod directory;
 mod enrolment;
 mod harness;
+mod library;
 mod presence;
 mod routes;
 mod schedules;

@@ -14,7 +14,7 @@ use crate::harness::{Harness, Payload, call, csv, enrol, enrol_request, error_me
 
 /// Every route `api::router` registers, as (method, path) in OpenAPI's
 /// spelling. Keep in step with `controller/src/api/mod.rs`.
-const ROUTES: [(&str, &str); 29] = [
+const ROUTES: [(&str, &str); 39] = [
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/controller"),
     ("get", "/api/v1/regions"),
@@ -43,6 +43,16 @@ const ROUTES: [(&str, &str); 29] = [
     ("get", "/api/v1/dashboard"),
     ("get", "/api/v1/events"),
     ("get", "/api/v1/link"),
+    ("get", "/api/v1/library"),
+    ("post", "/api/v1/library"),
+    ("post", "/api/v1/library/tts"),
+    ("get", "/api/v1/library/categories"),
+    ("post", "/api/v1/library/categories"),
+    ("get", "/api/v1/library/{id}"),
+    ("patch", "/api/v1/library/{id}"),
+    ("delete", "/api/v1/library/{id}"),
+    ("get", "/api/v1/library/{id}/audio"),
+    ("get", "/api/v1/content/{sha256}"),
     ("get", "/metrics"),
 ];
 
@@ -96,13 +106,13 @@ async fn openapi_documents_exactly_the_routed_paths() {
     assert!(hits_fallback(&h.app, Method::GET, "/api/v1/regionz").await);
     assert!(hits_fallback(&h.app, Method::GET, "/metricz").await);
     for (method, path) in &documented {
-        let concrete = path.replace("{id}", "999999");
+        let concrete = path.replace("{id}", "999999").replace("{sha256}", &"0".repeat(64));
         let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).expect("a method");
         assert!(!hits_fallback(&h.app, method.clone(), &concrete).await, "documented {method} {path} is not routed");
     }
-    // `{id}` is the only parameter substituted above.
+    // `{id}` and `{sha256}` are the only parameters substituted above.
     for path in paths.keys() {
-        assert!(path.replace("{id}", "").find('{').is_none(), "unknown parameter in {path}");
+        assert!(path.replace("{id}", "").replace("{sha256}", "").find('{').is_none(), "unknown parameter in {path}");
     }
 }
 

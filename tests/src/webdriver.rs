@@ -1,6 +1,7 @@
 //! A minimal WebDriver client for headless Chromium through chromedriver
 //! (Debian packages `chromium` and `chromium-driver`): start a session, open
-//! a page, run a script, take a screenshot.
+//! a page, run a script, type into an element (a file input takes a path),
+//! take a screenshot.
 
 use std::time::Duration;
 
@@ -8,6 +9,9 @@ use serde_json::{Value, json};
 
 use crate::api::Api;
 use crate::proc::Proc;
+
+/// The key of a web element reference in WebDriver answers.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A browser session; chromedriver is killed when this is dropped.
 #[derive(Debug)]
@@ -75,6 +79,18 @@ impl Browser {
     /// Runs a synchronous script (`return …;`) in the page.
     pub async fn eval(&self, script: &str) -> anyhow::Result<Value> {
         self.command("execute/sync", json!({ "script": script, "args": [] })).await
+    }
+
+    /// Types `text` into the first element matching the CSS `selector`, as a
+    /// user would; for an `<input type="file">`, `text` is the path of the
+    /// file to choose (WebDriver "Element Send Keys").
+    pub async fn send_keys(&self, selector: &str, text: &str) -> anyhow::Result<()> {
+        let found = self.command("element", json!({ "using": "css selector", "value": selector })).await?;
+        let element = found[ELEMENT_KEY]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no element id for {selector}: {found}"))?
+            .to_string();
+        self.command(&format!("element/{element}/value"), json!({ "text": text })).await.map(|_| ())
     }
 
     /// Waits until `script` returns a truthy value; returns it.

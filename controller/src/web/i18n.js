@@ -1,5 +1,6 @@
 // The two languages: the dictionary, t() to look a string up in the
 // current one (state.lang), and choosing it.
+import { PAGES } from './i18n-pages.js';
 import { state } from './state.js';
 
 const LANG_KEY = 'dalaba.lang';
@@ -243,6 +244,10 @@ const I18N = {
     newAgent: (name, st) => `A new agent joined this village: ${name} (${st})`,
   },
 };
+
+// The pages' strings (i18n-pages.js) join the dashboard's.
+Object.assign(I18N.zh, PAGES.zh);
+Object.assign(I18N.en, PAGES.en);
 
 export function t(key, ...args) {
   const dict = I18N[state.lang] || I18N.zh;

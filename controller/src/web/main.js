@@ -21,14 +21,48 @@
 //   [data-remove-agent="<id>"]          its remove button (asks first;
 //                                       #confirm-ok confirms)
 //   #create-code, #enrol-code, #enrol-command
+//   #village-panel [data-field="sync"] dd[data-sync]
+//                                       an agent's sync state: up_to_date |
+//                                       downloading | failed | none
+//   [data-village-day-link]             the panel's link to the village's day
 //   window.__errors                     script errors seen on the page
+//
+// The operator pages (router.js; hash routes #/library, #/schedules,
+// #/schedules/new, #/schedules/<id>, #/week, #/village/<id>/<day>):
+//   [data-nav="dashboard|library|schedules|week"]   the navigation links
+//   body[data-view]                     dashboard | library | schedules |
+//                                       schedule | week | village-day
+//   #page > [data-page][data-loaded="true"]   the open page, data loaded
+//   library: [data-lib-file], [data-lib-upload-title],
+//     [data-lib-upload-category], [data-lib-upload-form],
+//     [data-upload-progress][data-percent], [data-upload-status],
+//     [data-upload-error], [data-lib-item="<id>"][data-title],
+//     [data-lib-play|edit|delete="<id>"], [data-lib-confirm-delete="<id>"],
+//     [data-lib-row-error="<id>"], [data-lib-player], [data-tts-form]
+//   schedules: [data-schedule-row="<id>"][data-name], [data-new-schedule],
+//     [data-quiet-form], [data-quiet-window], [data-quiet-status]
+//   editor: [data-schedule-form], [data-ed-name], [data-playlist-add],
+//     [data-playlist-add-button], [data-playlist-row="<item id>"],
+//     [data-rec-kind], [data-rec-time], [data-rec-day="Mon"…],
+//     [data-target-county], [data-target-township="<id>"],
+//     [data-target-village="<id>"], [data-target-tag="<tag>"],
+//     [data-preview][data-state="idle|loading|ok|error"],
+//     [data-occurrence="<ms>"], [data-conflict="<other id>"][data-role]
+//     [data-outcome], [data-form-error], [data-save], [data-delete]
+//   week: [data-week-cell="<village id>/<day>"] holding
+//     [data-plan-item="<schedule id>"] and [data-plan-skipped]
+//   village day: [data-plan-item="<schedule id>"] rows,
+//     [data-play-event][data-outcome], [data-amp-confirmed]
 //
 // The modules, each one responsibility: state.js (shared state, DOM
 // helpers), i18n.js (strings), format.js (times, sizes), api.js (requests),
 // model.js (agents by village), tree.js (region tree, cards, counts),
 // filters.js (filters, collapsing), panel.js (village panel), enrol.js
 // (enrolment codes), remove.js (removing an agent), sync.js (loading,
-// retry banner, event stream). This one wires them up. The imports form no
+// retry banner, event stream); the pages: router.js (views by hash),
+// ui.js (page helpers), library.js, schedules.js (list, quiet hours),
+// editor.js with recurrence.js and targets.js, week.js, villageday.js;
+// i18n-pages.js holds their strings. This one wires them up. The imports form no
 // cycle. errors.js, the error collector, is a classic script that
 // index.html loads before this module.
 import { initEnrol } from './enrol.js';
@@ -37,6 +71,7 @@ import { initialLang, switchLang, t, tagLabel } from './i18n.js';
 import { townshipName } from './model.js';
 import { initPanel, paintPanel } from './panel.js';
 import { initRemove } from './remove.js';
+import { initRouter, relabelPage } from './router.js';
 import { $, setText, state } from './state.js';
 import { connectEvents, relabelLive, requestLoad, retryNow } from './sync.js';
 import { paintCard, paintCounts, refreshRelativeTimes } from './tree.js';
@@ -52,6 +87,7 @@ function applyLang() {
   setText($('lang-toggle'), t('langButton'));
   $('lang-toggle').setAttribute('aria-label', t('langAria'));
   relabelLive();
+  relabelPage();
   if (!state.built) return;
   for (const e of state.twEls.values()) {
     const name = townshipName(e.tw);
@@ -106,6 +142,7 @@ function start() {
   initPanel();
   initEnrol();
   initRemove();
+  initRouter();
   connectEvents();
   requestLoad(true);
   setInterval(refreshRelativeTimes, RELATIVE_REFRESH_MS);

@@ -49,6 +49,16 @@ const ASSETS: &[Asset] = &[
     Asset { name: "enrol.js", content_type: JS, body: include_str!("enrol.js") },
     Asset { name: "remove.js", content_type: JS, body: include_str!("remove.js") },
     Asset { name: "sync.js", content_type: JS, body: include_str!("sync.js") },
+    Asset { name: "i18n-pages.js", content_type: JS, body: include_str!("i18n-pages.js") },
+    Asset { name: "ui.js", content_type: JS, body: include_str!("ui.js") },
+    Asset { name: "router.js", content_type: JS, body: include_str!("router.js") },
+    Asset { name: "library.js", content_type: JS, body: include_str!("library.js") },
+    Asset { name: "schedules.js", content_type: JS, body: include_str!("schedules.js") },
+    Asset { name: "editor.js", content_type: JS, body: include_str!("editor.js") },
+    Asset { name: "recurrence.js", content_type: JS, body: include_str!("recurrence.js") },
+    Asset { name: "targets.js", content_type: JS, body: include_str!("targets.js") },
+    Asset { name: "week.js", content_type: JS, body: include_str!("week.js") },
+    Asset { name: "villageday.js", content_type: JS, body: include_str!("villageday.js") },
 ];
 
 /// Routes of the embedded pages.
@@ -129,6 +139,34 @@ mod tests {
         let refs = references();
         let unused: Vec<_> = ASSETS.iter().map(|a| a.name).filter(|n| !refs.iter().any(|(_, r)| r == n)).collect();
         assert!(unused.is_empty(), "in ASSETS but never loaded: {unused:?}");
+    }
+
+    /// The keys of one language's block (`zh: {` … `},`) of a dictionary
+    /// written one `key: value` per line at four spaces.
+    fn dictionary_keys(source: &str, lang: &str) -> Vec<String> {
+        let start = source.find(&format!("\n  {lang}: {{\n")).unwrap_or_else(|| panic!("no {lang} block"));
+        let block = &source[start..];
+        let end = block.find("\n  },").expect("block ends");
+        let mut keys: Vec<String> = block[..end]
+            .lines()
+            .filter_map(|l| l.strip_prefix("    "))
+            .filter(|l| !l.starts_with(' ') && !l.starts_with("//"))
+            .filter_map(|l| l.split_once(':').map(|(k, _)| k.trim_matches('\'').to_owned()))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn every_page_string_is_in_both_languages() {
+        for file in ["i18n.js", "i18n-pages.js"] {
+            let source = ASSETS.iter().find(|a| a.name == file).expect("embedded").body;
+            let (zh, en) = (dictionary_keys(source, "zh"), dictionary_keys(source, "en"));
+            assert!(zh.len() > 20, "{file}: {zh:?}");
+            let only_zh: Vec<_> = zh.iter().filter(|k| !en.contains(k)).collect();
+            let only_en: Vec<_> = en.iter().filter(|k| !zh.contains(k)).collect();
+            assert!(only_zh.is_empty() && only_en.is_empty(), "{file}: only zh {only_zh:?}, only en {only_en:?}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ import { absTime, formatBytes, formatOffset, parseTime, str, timeAndAgo } from '
 import { t, tagLabel } from './i18n.js';
 import { AMP_STATES, computeInfo, villageAgents } from './model.js';
 import { $, el, panel, setAttr, setText, state } from './state.js';
+import { countyDay } from './ui.js';
 
 const OFFSET_WARN_MS = 1000;
 
@@ -81,6 +82,7 @@ export function paintPanel() {
   badge.className = `badge b-${info.status}`;
   setText(badge, t(info.status));
   setText($('vp-code'), v.code);
+  $('vp-day-link').href = `#/village/${v.id}/${countyDay(Date.now())}`;
   const parent = v.parent_id !== null && v.parent_id !== undefined ? state.regions.get(v.parent_id) : null;
   setText($('vp-township'), parent ? parent.name : t('noTownship'));
   const hasCoords = Number.isFinite(v.latitude) && Number.isFinite(v.longitude);
@@ -119,8 +121,20 @@ const FIELDS = [
   ['disk', false],
   ['cache', false],
   ['amp', false],
+  ['sync', false],
   ['playing', true],
 ];
+
+// An agent's sync report (protocol SyncReport) in words, and its state:
+// up_to_date | downloading | failed | none.
+export function syncText(sync) {
+  const s = sync && typeof sync === 'object' && sync.state && typeof sync.state === 'object' ? sync.state : null;
+  if (!s) return { state: 'none', text: t('syncNone') };
+  if (s.state === 'up_to_date') return { state: 'up_to_date', text: t('syncUpToDate') };
+  if (s.state === 'downloading') return { state: 'downloading', text: t('syncDownloading', s.done, s.total) };
+  if (s.state === 'failed') return { state: 'failed', text: t('syncFailed', String(s.reason || '')) };
+  return { state: 'none', text: t('syncNone') };
+}
 
 function buildAgentRow(id) {
   const li = el('li', 'agent');
@@ -190,6 +204,9 @@ function paintAgentRow(r, a) {
   const amp = st && AMP_STATES.has(st.amplifier) ? st.amplifier : 'unknown';
   setField(r, 'amp', t(`amp_${amp}`), st !== null);
   r.fields.amp.dd.dataset.amp = amp;
+  const sync = syncText(online ? a.sync : null);
+  setField(r, 'sync', sync.text, online);
+  r.fields.sync.dd.dataset.sync = sync.state;
   const np = st && st.now_playing && typeof st.now_playing === 'object' ? st.now_playing : null;
   let playing = t('nothingPlaying');
   if (np && np.title) {

@@ -7,5 +7,6 @@ mod dashboard;
 mod demo;
 mod faults;
 mod lifecycle;
+mod pages;
 mod plays;
 mod relay;

@@ -98,7 +98,10 @@ pub async fn update(
     patch: Result<Json<LibraryItemPatch>, JsonRejection>,
 ) -> Result<Json<LibraryItem>, ApiError> {
     let (Path(id), Json(patch)) = (id?, patch?);
-    Ok(Json(st.db(move |s| s.update_library_item(id, &patch)).await?))
+    let item = st.db(move |s| s.update_library_item(id, &patch)).await?;
+    // Titles travel in plans and play logs.
+    st.distribution.poke();
+    Ok(Json(item))
 }
 
 /// `DELETE /library/{id}`: refused with 409 while a schedule plays it.
@@ -106,6 +109,7 @@ pub async fn remove(State(st): State<AppState>, id: Result<Path<i64>, PathReject
     let Path(id) = id?;
     let (store, library) = (Arc::clone(&st.store), Arc::clone(&st.library));
     blocking(move || pipeline::delete(store.as_ref(), &library.content, id)).await??;
+    st.distribution.poke();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -102,12 +102,41 @@ export function mountLibrary(root) {
     }
   });
 
+  // A custom category.
+  const catKey = h('input', { type: 'text', required: true, maxLength: 32, pattern: '[a-z0-9-]+', placeholder: 'fire-safety', dataset: { catKey: '' } });
+  const catZh = h('input', { type: 'text', required: true, maxLength: 64, dataset: { catZh: '' } });
+  const catEn = h('input', { type: 'text', required: true, maxLength: 64, dataset: { catEn: '' } });
+  const catError = h('p', { class: 'form-error', role: 'alert', hidden: true, dataset: { catError: '' } });
+  const catStatus = h('p', { class: 'form-ok', role: 'status' });
+  const catForm = h('form', { class: 'form-grid', dataset: { catForm: '' } },
+    field('libCatKey', catKey), field('libCatZh', catZh), field('libCatEn', catEn),
+    h('div', { class: 'form-actions' }, h('button', { type: 'submit', class: 'primary', i18n: 'libCatAdd', dataset: { catSubmit: '' } }), catStatus),
+    catError);
+  catForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    showError(catError, '');
+    setText(catStatus, '');
+    let res;
+    try {
+      res = await sendJSON('POST', '/library/categories', { key: catKey.value.trim(), label_zh: catZh.value, label_en: catEn.value });
+    } catch (e) {
+      res = { status: 0, data: { message: loadErrorText(e) } };
+    }
+    if (res.status >= 200 && res.status < 300) {
+      setText(catStatus, t('saved'));
+      catForm.reset();
+      await refresh();
+    } else showError(catError, apiMessage(res));
+  });
+  const catBox = h('details', { class: 'card' }, h('summary', { class: 'strong', i18n: 'libCatHeading' }), catForm);
+
   root.append(
     h('div', { class: 'pg-head' }, h('h2', { i18n: 'navLibrary' }), field('libFilterLabel', filter, 'fld inline'), count),
     listError,
     playerBox,
     h('div', { class: 'card table-wrap' }, table, empty),
     h('div', { class: 'two-col' }, upForm, ttsForm),
+    catBox,
   );
 
   function paintCategories() {

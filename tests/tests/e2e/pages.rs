@@ -130,6 +130,35 @@ async fn operator_uploads_audio_and_writes_a_schedule_through_the_pages() {
     );
     screenshot(&browser, "library.png").await;
 
+    // A typed notice, spoken by espeak-ng, joins the library.
+    browser.send_keys("[data-tts-text]", "请注意交通安全，出门戴头盔。").await.expect("type text");
+    browser.send_keys("[data-tts-title]", "戴头盔提示").await.expect("type title");
+    run(&browser, "document.querySelector('[data-tts-submit]').click()").await;
+    browser
+        .wait_until(
+            "the spoken item in the list",
+            "const row = [...document.querySelectorAll('[data-lib-item]')].find(r => r.dataset.title === '戴头盔提示'); \
+             return row && row.textContent.includes('文字转语音');",
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("tts item");
+    // A custom category appears in the filter.
+    run(&browser, "document.querySelector('[data-cat-form]').closest('details').open = true").await;
+    browser.send_keys("[data-cat-key]", "fire-safety").await.expect("key");
+    browser.send_keys("[data-cat-zh]", "消防安全").await.expect("zh");
+    browser.send_keys("[data-cat-en]", "Fire safety").await.expect("en");
+    run(&browser, "document.querySelector('[data-cat-submit]').click()").await;
+    browser
+        .wait_until(
+            "the new category in the filter",
+            "return [...document.querySelectorAll('[data-lib-filter] option')] \
+               .some(o => o.value === 'fire-safety' && o.textContent === '消防安全');",
+            WAIT,
+        )
+        .await
+        .expect("category");
+
     // An existing schedule at 08:00 for the whole county, made through the API.
     let existing = c
         .api
@@ -240,6 +269,42 @@ async fn operator_uploads_audio_and_writes_a_schedule_through_the_pages() {
     assert_eq!(stored["targets"]["townships"], json!([township]));
     assert_eq!(stored["recurrence"], json!({"rule": {"kind": "daily", "times": ["08:00:00"]}}));
     assert_eq!(stored["playlist"], json!([{"item_id": item_id, "repeats": 0}]));
+
+    // The county's quiet hours, on the same page.
+    run(&browser, "document.querySelector('[data-quiet-add]').click()").await;
+    run(&browser, "document.querySelector('[data-quiet-save]').click()").await;
+    browser
+        .wait_until(
+            "the quiet hours saved",
+            "return document.querySelector('[data-quiet-status]').textContent === '已保存';",
+            WAIT,
+        )
+        .await
+        .expect("quiet hours saved");
+    let quiet = c.api.get("/api/v1/quiet-hours").await.expect("quiet hours").json();
+    assert_eq!(quiet["county"], json!([{"start": "22:00:00", "end": "06:00:00"}]));
+
+    // Editing it again: the form holds what was saved, and the preview in
+    // English still names the conflict.
+    open_page(&browser, &c, &format!("#/schedules/{new_id}"), "schedule").await;
+    assert_eq!(
+        browser.eval("return document.querySelector('[data-ed-name]').value;").await.expect("eval"),
+        "交通安全每日提示"
+    );
+    run(&browser, "document.getElementById('lang-toggle').click()").await;
+    browser
+        .wait_until(
+            "the conflict in English",
+            &format!(
+                "const c = document.querySelector('[data-conflict=\"{existing_id}\"]'); \
+                 return document.documentElement.lang === 'en' && c && c.textContent.startsWith('Gives way to');"
+            ),
+            WAIT,
+        )
+        .await
+        .expect("english preview");
+    screenshot(&browser, "schedule-editor-en.png").await;
+    run(&browser, "document.getElementById('lang-toggle').click()").await;
 
     // Deleting the item a schedule uses is refused; the page says why.
     open_page(&browser, &c, "#/library", "library").await;

@@ -67,6 +67,9 @@ pub async fn run(mut config: Config, config_given: bool, args: DemoArgs) -> anyh
     if loaded {
         tracing::info!("loaded the demo county");
     }
+    if crate::demo_broadcasts::seed(&st).await? {
+        tracing::info!("added the demo notices and timetable");
+    }
     let fleet = fleet(&running, args.villages).await?;
     let fleet_dir = config.storage.data_dir.join("fleet");
     std::fs::create_dir_all(&fleet_dir).with_context(|| format!("cannot create {}", fleet_dir.display()))?;

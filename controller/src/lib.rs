@@ -16,7 +16,8 @@
 //!   [`distribution`]: each agent's desired state, rebuilt on change.
 //! - [`server`]: the TCP/TLS/HTTP accept loop; [`tls`], [`signing`]: keys.
 //! - [`app`]: builds and starts a controller from a configuration.
-//! - [`demo`]: the demo county with simulated villages.
+//! - [`demo`]: the demo county with simulated villages; [`demo_broadcasts`]:
+//!   its notices and timetable.
 //! - [`clock`]: the only place that reads wall time.
 
 pub mod api;
@@ -24,6 +25,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod demo_broadcasts;
 pub mod directory;
 pub mod library;
 pub mod distribution;

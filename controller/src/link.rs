@@ -325,6 +325,17 @@ async fn handle_frame(
             }
             None
         }
+        Ok(AgentMessage::Live(report)) => {
+            st.metrics.message("live");
+            tracing::info!(agent = %agent_id, session = %report.session_id, state = ?report.state, "live report");
+            None
+        }
+        Ok(AgentMessage::CommandRefused(refusal)) => {
+            st.metrics.message("command_refused");
+            tracing::warn!(agent = %agent_id, command = ?refusal.command_id, reason = ?refusal.reason,
+                message = %refusal.message, "agent refused a command");
+            None
+        }
         Ok(AgentMessage::Hello(_)) => {
             st.metrics.error("protocol");
             let why = "hello sent twice on one link";

@@ -8,6 +8,8 @@
 //!   and the version rules.
 //! - [`enrol`]: the one-time enrolment exchange over HTTPS.
 //! - [`state`]: desired state (plan and content) and proof of play.
+//! - [`live`]: signed live and emergency commands, live audio frames and
+//!   the agents' live reports.
 //! - [`codec`]: decoding with limits and clear errors.
 //!
 //! # Versioning
@@ -21,6 +23,7 @@
 pub mod codec;
 pub mod enrol;
 pub mod link;
+pub mod live;
 pub mod state;
 
 /// The protocol version this build speaks.

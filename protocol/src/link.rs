@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::live::{CommandRefusal, LiveReport, SignedCommand};
 use crate::state::{DesiredState, PlayEvents, PlayEventsAck, SyncReport};
 
 /// A message from an agent to the controller.
@@ -22,6 +23,10 @@ pub enum AgentMessage {
     Sync(SyncReport),
     /// Proof of play from the agent's persisted log.
     PlayEvents(PlayEvents),
+    /// The agent's state in a live session, on every change.
+    Live(LiveReport),
+    /// The agent refused a signed command, and why.
+    CommandRefused(CommandRefusal),
 }
 
 /// A message from the controller to an agent.
@@ -39,6 +44,8 @@ pub enum ControllerMessage {
     DesiredState(DesiredState),
     /// These play events are stored; the agent may drop them.
     PlayEventsAck(PlayEventsAck),
+    /// A signed order: start or stop a live session.
+    Command(SignedCommand),
 }
 
 /// See [`AgentMessage::Hello`].

@@ -56,6 +56,8 @@ pub(super) enum LinkNews {
     DesiredState(Box<DesiredState>),
     /// The controller stored these play events.
     EventsAcked(PlayEventsAck),
+    /// A signed command (live start or stop), not yet verified.
+    Command(Box<dalaba_protocol::live::SignedCommand>),
 }
 
 #[derive(Debug)]
@@ -168,7 +170,12 @@ impl Link {
                 self.arm_silence(config, now, fx);
                 self.acknowledged(now, ack, fx)
             }
-            (LinkState::AwaitingWelcome, ControllerMessage::DesiredState(_) | ControllerMessage::PlayEventsAck(_)) => {
+            (
+                LinkState::AwaitingWelcome,
+                ControllerMessage::DesiredState(_)
+                | ControllerMessage::PlayEventsAck(_)
+                | ControllerMessage::Command(_),
+            ) => {
                 Some(self.abandon(config, now, "protocol error: plan traffic before welcome".into(), Pace::Normal, fx))
             }
             // Anything from the controller shows the link is alive.
@@ -179,6 +186,10 @@ impl Link {
             (LinkState::Connected, ControllerMessage::PlayEventsAck(ack)) => {
                 self.arm_silence(config, now, fx);
                 Some(LinkNews::EventsAcked(ack))
+            }
+            (LinkState::Connected, ControllerMessage::Command(command)) => {
+                self.arm_silence(config, now, fx);
+                Some(LinkNews::Command(Box::new(command)))
             }
         }
     }

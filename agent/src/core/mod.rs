@@ -502,6 +502,18 @@ impl AgentCore {
             }
             Some(LinkNews::DesiredState(state)) => self.playback.apply(ctx, *state, &mut self.fx),
             Some(LinkNews::EventsAcked(ack)) => self.playback.log.acked(ctx, ack.ids, &mut self.fx),
+            // Live sessions are not carried out by this build yet: say so,
+            // so the county sees the refusal rather than silence.
+            Some(LinkNews::Command(command)) => {
+                let command_id =
+                    serde_json::from_str::<dalaba_protocol::live::Command>(&command.payload).ok().map(|c| c.id);
+                self.fx.send(AgentMessage::CommandRefused(dalaba_protocol::live::CommandRefusal {
+                    command_id,
+                    session_id: None,
+                    reason: dalaba_protocol::live::RefusalCode::Invalid,
+                    message: "this agent build cannot play live sessions".into(),
+                }));
+            }
         }
     }
 }

@@ -203,6 +203,8 @@ impl FakeController {
             | AgentMessage::Status(_)
             | AgentMessage::Sync(_)
             | AgentMessage::PlayEvents(_)
+            | AgentMessage::Live(_)
+            | AgentMessage::CommandRefused(_)
                 if !conn.welcomed =>
             {
                 self.conns.remove(&conn_id);
@@ -225,6 +227,8 @@ impl FakeController {
                 record.syncs.push((t, report));
                 Reply::default()
             }
+            // Live sessions are simulated elsewhere.
+            AgentMessage::Live(_) | AgentMessage::CommandRefused(_) => Reply::default(),
             AgentMessage::PlayEvents(batch) => {
                 let mut ids = Vec::new();
                 for event in batch.events {

@@ -163,6 +163,44 @@ pub const MIGRATIONS: &[Migration] = &[
             );
         ",
     },
+    Migration {
+        version: 6,
+        name: "live session reports",
+        // A live session and one row per targeted agent. Agents are not
+        // foreign keys: a report outlives the agents it names.
+        sql: "
+            CREATE TABLE live_sessions (
+                id            TEXT PRIMARY KEY,
+                title         TEXT NOT NULL,
+                priority      TEXT NOT NULL,
+                source        TEXT NOT NULL,
+                started_by    TEXT NOT NULL,
+                targets       TEXT NOT NULL,
+                villages      TEXT NOT NULL,
+                volume        INTEGER NOT NULL,
+                started_at_ms INTEGER NOT NULL,
+                ended_at_ms   INTEGER,
+                end_reason    TEXT,
+                frames_sent   INTEGER NOT NULL DEFAULT 0
+            );
+            CREATE INDEX live_sessions_started ON live_sessions (started_at_ms);
+            CREATE TABLE live_session_agents (
+                session_id      TEXT NOT NULL REFERENCES live_sessions (id) ON DELETE CASCADE,
+                agent_id        TEXT NOT NULL,
+                village_id      INTEGER NOT NULL,
+                state           TEXT NOT NULL,
+                playing_from_ms INTEGER,
+                playing_to_ms   INTEGER,
+                frames_sent     INTEGER NOT NULL DEFAULT 0,
+                frames_dropped  INTEGER NOT NULL DEFAULT 0,
+                frames_received INTEGER,
+                frames_lost     INTEGER,
+                refusal         TEXT,
+                end_reason      TEXT,
+                PRIMARY KEY (session_id, agent_id)
+            );
+        ",
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -251,7 +289,7 @@ mod tests {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1, "{}", m.name);
         }
-        assert_eq!(latest_version(), 5);
+        assert_eq!(latest_version(), 6);
     }
 
     #[test]

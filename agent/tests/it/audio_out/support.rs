@@ -291,13 +291,32 @@ pub struct Recorder {
 /// What a [`Recorder`] captured.
 pub struct Recording {
     pub samples: Vec<f32>,
-    /// Wall clock (µs) of sample 0, estimated from the arrival stamps: the
-    /// earliest (arrival − samples before the chunk's end / rate). A chunk
-    /// can never arrive before its last sample was rendered, so this is the
-    /// latest moment consistent with every arrival; what is left is the
-    /// monitor path's constant latency, calibrated separately.
-    pub sample0_wall_us: i64,
+    /// For every chunk parec delivered: the samples received so far, and
+    /// the wall clock (µs) when the chunk arrived.
+    pub arrivals: Vec<(usize, i64)>,
 }
+
+impl Recording {
+    /// The wall clock (µs) at which sample `index` was rendered, from the
+    /// arrival stamps around it (within ±`CALIBRATION_WINDOW_S` seconds): a
+    /// chunk never arrives before its last sample was rendered, so
+    /// min(arrival − (received − index) / rate) is the latest moment
+    /// consistent with every arrival. What remains is the monitor path's
+    /// constant delay (the chunk period, 5 ms with `--latency-msec=5`).
+    /// Local windows follow the sink's clock where it drifts from the
+    /// wall clock (tens of ppm).
+    pub fn wall_us_at(&self, index: usize) -> i64 {
+        let window = CALIBRATION_WINDOW_S * RATE as usize;
+        let near = |&&(received, _): &&(usize, i64)| received.abs_diff(index) <= window;
+        let offset =
+            |&(received, at): &(usize, i64)| at - (received as i64 - index as i64) * 1_000_000 / i64::from(RATE);
+        let local = self.arrivals.iter().filter(near).map(offset).min();
+        local.or_else(|| self.arrivals.iter().map(offset).min()).unwrap_or(0)
+    }
+}
+
+/// Half-width of the calibration window of [`Recording::wall_us_at`].
+pub const CALIBRATION_WINDOW_S: usize = 3;
 
 impl Recorder {
     pub fn start(runtime: &Path) -> Recorder {
@@ -322,7 +341,7 @@ impl Recorder {
         let reader = std::thread::spawn(move || {
             use std::io::Read;
             let mut bytes = Vec::new();
-            let mut best = i64::MAX;
+            let mut arrivals = Vec::new();
             let mut buf = vec![0u8; 4096];
             loop {
                 match out.read(&mut buf) {
@@ -330,12 +349,11 @@ impl Recorder {
                     Ok(n) => {
                         let at = wall_us();
                         bytes.extend_from_slice(&buf[..n]);
-                        let frames = (bytes.len() / 2) as i64;
-                        best = best.min(at - frames * 1_000_000 / i64::from(RATE));
+                        arrivals.push((bytes.len() / 2, at));
                     }
                 }
             }
-            Recording { samples: s16_channel(&bytes, 1, 0), sample0_wall_us: best }
+            Recording { samples: s16_channel(&bytes, 1, 0), arrivals }
         });
         Recorder { child, reader: Some(reader) }
     }

@@ -81,6 +81,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
                 .with_context(|| format!("cannot open the content directory in {}", data_dir.display()))?,
         ),
         distribution: Arc::new(Distribution::new(PlaybackSettings::default())),
+        live: Arc::new(crate::live::Live::new(signer)),
     };
     let listener =
         listen(config.server.listen).with_context(|| format!("cannot listen on {}", config.server.listen))?;

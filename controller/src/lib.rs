@@ -11,7 +11,8 @@
 //! - [`library`]: the audio library (uploads, text to speech, content files).
 //! - [`api`]: the JSON API under `/api/v1`; [`link`]: the agent WebSocket;
 //!   [`web`]: the embedded pages; [`metrics`]: Prometheus text.
-//! - [`presence`]: who is online now.
+//! - [`presence`]: who is online now; [`live`]: live and emergency
+//!   sessions, their audio fan-out and signed commands.
 //! - [`schedules`]: the timetable as operators write it;
 //!   [`distribution`]: each agent's desired state, rebuilt on change.
 //! - [`server`]: the TCP/TLS/HTTP accept loop; [`tls`], [`signing`]: keys.
@@ -30,6 +31,7 @@ pub mod directory;
 pub mod library;
 pub mod distribution;
 pub mod link;
+pub mod live;
 pub mod metrics;
 pub mod presence;
 pub mod schedules;

@@ -75,6 +75,8 @@ pub struct AppState {
     pub library: Arc<crate::library::Library>,
     /// Every agent's desired state.
     pub distribution: Arc<Distribution>,
+    /// Live and emergency sessions.
+    pub live: Arc<crate::live::Live>,
 }
 
 impl std::fmt::Debug for AppState {

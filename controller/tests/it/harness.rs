@@ -68,6 +68,7 @@ impl Harness {
             settings: Arc::new(settings),
             library: Arc::new(Library::open(dir.path(), library).expect("content directory")),
             distribution: Arc::new(Distribution::new(PlaybackSettings::default())),
+            live: Arc::new(dalaba_controller::live::Live::new(signer)),
         };
         Harness { app: router(state.clone()), state, _dir: dir }
     }

@@ -42,7 +42,7 @@ fn main() {
     let recorder = Recorder::start(&runtime);
     let state = work.path().join("state");
     let burst = Content::opus(&sine(1000.0, RATE, 0.1, 0.5));
-    let first_ms = wall_ms() + 3_000;
+    let first_ms = wall_ms() + 5_000; // the agent starts well before, even on a busy machine
     let items: Vec<Item<'_>> = (0..count)
         .map(|n| Item {
             id: format!("burst{n}"),

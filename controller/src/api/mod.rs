@@ -9,10 +9,12 @@
 //! - `library`: the audio library (uploads, text to speech, previews);
 //!   `content`: agents' downloads of distribution files by SHA-256.
 //! - `schedules`: schedules, quiet hours, schedule previews and the plan views.
+//! - `alerts`: CAP alerts from upstream systems (API token, emergency scope).
 //! - `openapi`: the OpenAPI document.
 //! - [`crate::link`]: the agent WebSocket (mounted here).
 
 mod agents;
+mod alerts;
 mod content;
 mod directory;
 mod error;
@@ -31,7 +33,7 @@ use axum::routing::{delete, get, post};
 use dalaba_protocol::enrol::SigningKeyInfo;
 
 pub use agents::{new_enrolment_code, secret_hash};
-pub use error::ApiError;
+pub use error::{ApiError, Detail};
 pub use openapi::OPENAPI;
 
 use crate::clock::Clock;
@@ -56,6 +58,8 @@ pub struct Settings {
     pub cert_fingerprint: String,
     /// The command-signing public key agents pin.
     pub signing_key: SigningKeyInfo,
+    /// How CAP alerts are received and broadcast.
+    pub alerts: crate::alerts::AlertSettings,
 }
 
 /// Shared state of every handler. Cloning is cheap.
@@ -133,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .route("/library/{id}", get(library::one).patch(library::update).delete(library::remove))
         .route("/library/{id}/audio", get(library::audio))
         .route("/content/{sha256}", get(content::download))
+        .route("/alerts", post(alerts::receive))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);
     Router::new().nest("/api/v1", api).route("/metrics", get(metrics)).merge(crate::web::routes()).with_state(state)

@@ -143,7 +143,7 @@ pub async fn run(
                 }
                 Output::StartPlayback { entry_id, part, sha256, gain_db, volume, at_ms, duration_ms, offset_ms: _ } => {
                     tracing::info!(%agent, %entry_id, part, %sha256, gain_db, volume, at_ms, "starting playback");
-                    let path = devices.state_dir().join("cache").join(&sha256);
+                    let path = cache.path(&sha256);
                     let request = StartRequest { entry_id, part, path, gain_db, volume, at_ms, duration_ms };
                     player.start(request, &news_tx);
                 }

@@ -6,6 +6,8 @@
 //! through another. A block that is not ready in time is an underrun: the
 //! output gets silence and the item carries on (counted and logged).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -27,8 +29,6 @@ pub(super) type Block = Result<Vec<f32>, String>;
 pub(super) enum Command {
     /// Play this item (replacing any other).
     Play(Item),
-    /// Drop this entry's item, silently.
-    Stop(String),
     /// Play this live session (replacing any other); while it plays, it
     /// is all the output carries.
     Live(LiveItem),
@@ -46,6 +46,10 @@ pub(super) struct Item {
     pub(super) target: Instant,
     pub(super) blocks: Receiver<Block>,
     pub(super) news: NewsSender,
+    /// Set when the item is stopped: the mixer drops it silently at its
+    /// next buffer. A flag, not a message, so a stop that overtakes the
+    /// item on its way from the decode thread still holds.
+    pub(super) stopped: Arc<AtomicBool>,
 }
 
 /// The output side of the player, owned by the output callback.
@@ -89,6 +93,9 @@ impl Mixer {
         out.fill(0.0);
         let channels = channels.max(1);
         self.take_commands();
+        if self.current.as_ref().is_some_and(|p| p.item.stopped.load(Ordering::Relaxed)) {
+            self.current = None;
+        }
         if let Some(live) = self.live.as_mut() {
             return live.fill(out, channels, first_leaves);
         }
@@ -146,11 +153,6 @@ impl Mixer {
                 Ok(Command::Play(item)) => {
                     let playing = Playing { item, block: Vec::new(), pos: 0, state: State::Waiting, underruns: 0 };
                     self.current = Some(playing);
-                }
-                Ok(Command::Stop(entry_id)) => {
-                    if self.current.as_ref().is_some_and(|p| p.item.entry_id == entry_id) {
-                        self.current = None;
-                    }
                 }
                 Ok(Command::Live(item)) => self.live = Some(LivePlaying::new(item)),
                 Ok(Command::LiveFrame(frame, arrived)) => {
@@ -220,7 +222,7 @@ mod tests {
         for b in blocks {
             tx.send(b).expect("room");
         }
-        Item { entry_id: "e".into(), part: 0, target, blocks: rx, news: news.clone() }
+        Item { entry_id: "e".into(), part: 0, target, blocks: rx, news: news.clone(), stopped: Default::default() }
     }
 
     fn news(rx: &mut tokio::sync::mpsc::UnboundedReceiver<News>) -> Vec<PlaybackNews> {
@@ -270,10 +272,12 @@ mod tests {
             "{got:?}"
         );
 
-        tx.send(Command::Play(item(t0, vec![Ok(vec![2.0; 10_000])], &news_tx))).expect("send");
+        let loud = item(t0, vec![Ok(vec![2.0; 10_000])], &news_tx);
+        let stopped = Arc::clone(&loud.stopped);
+        tx.send(Command::Play(loud)).expect("send");
         mixer.fill(&mut out, 1, t0 + Duration::from_secs(2));
         assert_eq!(out[0], 1.0, "clipped at full scale");
-        tx.send(Command::Stop("e".into())).expect("send");
+        stopped.store(true, Ordering::Relaxed);
         mixer.fill(&mut out, 1, t0 + Duration::from_secs(3));
         assert!(out.iter().all(|s| *s == 0.0));
         let got = news(&mut rx);

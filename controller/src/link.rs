@@ -6,6 +6,11 @@
 //! and status reports flow until either side closes or the agent falls
 //! silent for the heartbeat timeout.
 //!
+//! Live sessions reach the agent through its outbox
+//! ([`crate::live::Outbox`]): signed commands, which are never dropped and
+//! go first, and binary audio frames, bounded with drop-oldest so a slow
+//! link loses old audio instead of stalling anyone.
+//!
 //! Every fault on one link — malformed JSON, an unknown message type, an
 //! oversized or binary frame, silence — closes that link with a reason in the
 //! close frame and the log, and touches nothing else.
@@ -26,6 +31,7 @@ use dalaba_protocol::{
 use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::api::{ApiError, AppState, secret_hash};
+use crate::live::Outbound;
 use crate::presence::Kick;
 
 /// How long a new link may take to say hello.
@@ -174,6 +180,9 @@ async fn run(st: AppState, agent_id: String, peer: SocketAddr, mut socket: WebSo
     let mut desired = st.distribution.subscribe(&agent_id);
     desired.mark_changed();
     let mut desired_open = true;
+    // Live commands and audio frames: a live session that targets this
+    // agent queues a fresh signed start here at once (the agent rejoins).
+    let outbox = st.live.attach(&st, &agent_id, reg.conn_id);
 
     let silence = st.settings.heartbeat_timeout;
     let mut deadline = Instant::now() + silence;
@@ -209,6 +218,11 @@ async fn run(st: AppState, agent_id: String, peer: SocketAddr, mut socket: WebSo
                     reason = Some("send failed".into());
                 }
             }
+            out = outbox.next() => {
+                if !send_outbound(&mut socket, out).await {
+                    reason = Some("send failed".into());
+                }
+            }
             frame = socket.recv() => {
                 deadline = Instant::now() + silence;
                 reason = handle_frame(&st, &agent_id, reg.conn_id, &mut socket, frame).await;
@@ -216,6 +230,7 @@ async fn run(st: AppState, agent_id: String, peer: SocketAddr, mut socket: WebSo
         }
     }
     let why = reason.unwrap_or_default();
+    st.live.detach(&agent_id, reg.conn_id);
     let now = st.clock.now_ms();
     if st.presence.disconnect(&agent_id, reg.conn_id) {
         let id = agent_id.clone();
@@ -327,13 +342,15 @@ async fn handle_frame(
         }
         Ok(AgentMessage::Live(report)) => {
             st.metrics.message("live");
-            tracing::info!(agent = %agent_id, session = %report.session_id, state = ?report.state, "live report");
+            tracing::debug!(agent = %agent_id, session = %report.session_id, state = ?report.state, "live report");
+            st.live.on_report(st, agent_id, report).await;
             None
         }
         Ok(AgentMessage::CommandRefused(refusal)) => {
             st.metrics.message("command_refused");
             tracing::warn!(agent = %agent_id, command = ?refusal.command_id, reason = ?refusal.reason,
                 message = %refusal.message, "agent refused a command");
+            st.live.on_refusal(st, agent_id, refusal).await;
             None
         }
         Ok(AgentMessage::Hello(_)) => {
@@ -384,6 +401,16 @@ fn check_play_events(batch: &PlayEvents) -> Result<(), String> {
 
 fn refusal(reason: RefusalReason, message: &str) -> ControllerMessage {
     ControllerMessage::Refused(Refusal { reason, message: message.to_string() })
+}
+
+/// Sends what the live outbox holds next: a command as text, a frame as
+/// binary. False when the link failed.
+async fn send_outbound(socket: &mut WebSocket, out: Outbound) -> bool {
+    let message = match out {
+        Outbound::Control(text) => Message::Text(Utf8Bytes::from(text)),
+        Outbound::Frame(bytes) => Message::Binary(bytes),
+    };
+    socket.send(message).await.is_ok()
 }
 
 async fn send(socket: &mut WebSocket, msg: ControllerMessage) -> bool {

@@ -34,6 +34,12 @@ pub struct Metrics {
     pub messages: Family<MessageLabels, Counter>,
     /// Link errors, by kind.
     pub errors: Family<ErrorLabels, Counter>,
+    /// Live sessions started.
+    pub live_sessions: Counter,
+    /// Live frames queued on agent links.
+    pub live_frames_sent: Counter,
+    /// Live frames dropped from slow agent links' queues.
+    pub live_frames_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -56,7 +62,26 @@ impl Metrics {
         registry.register("agent_disconnects", "Agent links ended", disconnects.clone());
         registry.register("agent_messages", "Control messages received from agents", messages.clone());
         registry.register("agent_link_errors", "Agent link errors by kind", errors.clone());
-        Metrics { registry, agents_online, connects, disconnects, messages, errors }
+        let (live_sessions, live_frames_sent, live_frames_dropped) =
+            (Counter::default(), Counter::default(), Counter::default());
+        registry.register("live_sessions", "Live sessions started", live_sessions.clone());
+        registry.register("live_frames_sent", "Live frames queued on agent links", live_frames_sent.clone());
+        registry.register(
+            "live_frames_dropped",
+            "Live frames dropped from slow agent links (oldest first)",
+            live_frames_dropped.clone(),
+        );
+        Metrics {
+            registry,
+            agents_online,
+            connects,
+            disconnects,
+            messages,
+            errors,
+            live_sessions,
+            live_frames_sent,
+            live_frames_dropped,
+        }
     }
 
     /// Counts a received message.

@@ -173,7 +173,9 @@ impl Timetable {
         Ok(schedule)
     }
 
-    fn check_targets(&self, targets: &Targets) -> Result<(), String> {
+    /// Checks that every target exists at its level; the error is one
+    /// sentence an operator can act on.
+    pub(crate) fn check_targets(&self, targets: &Targets) -> Result<(), String> {
         let level = |id: i64| self.regions.iter().find(|r| r.id == id).map(|r| r.level);
         for &t in &targets.townships {
             match level(t) {

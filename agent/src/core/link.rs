@@ -230,8 +230,6 @@ impl Link {
             | Timer::ClockCheck
             | Timer::MaxOnTime
             | Timer::PlaybackOverrun
-            | Timer::LiveMaxDuration
-            | Timer::LiveSilence
             | Timer::AmplifierOff
             | Timer::AmplifierOn
             | Timer::PlaybackStart => None,

@@ -1,8 +1,10 @@
 //! `GET /api/v1/events`: server-sent events for live dashboards.
 //!
 //! Each presence change is sent as an `agent` event carrying the agent's full
-//! view. A client that falls behind gets a `resync` event and should reload
-//! the list; the stream never blocks the link handlers.
+//! view; each live session change as a `live` event (`crate::live::LiveEvent`:
+//! a session started or ended, or one agent's state in a session). A
+//! client that falls behind gets a `resync` event and should reload the
+//! list; the stream never blocks the link handlers.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -18,16 +20,25 @@ use super::agents::view_of;
 /// The event stream.
 pub async fn stream(State(st): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut changes = st.presence.subscribe();
+    let mut live = st.live.subscribe();
     let events = async_stream(move |tx| async move {
         loop {
-            let event = match changes.recv().await {
-                Ok(change) => match view_of(&st, change.agent_id).await {
-                    Ok(view) => Event::default().event("agent").json_data(&view).unwrap_or_default(),
-                    // The agent was deleted meanwhile: the client reloads.
-                    Err(_) => Event::default().event("resync").data("{}"),
+            let event = tokio::select! {
+                change = changes.recv() => match change {
+                    Ok(change) => match view_of(&st, change.agent_id).await {
+                        Ok(view) => Event::default().event("agent").json_data(&view).unwrap_or_default(),
+                        // The agent was deleted meanwhile: the client reloads.
+                        Err(_) => Event::default().event("resync").data("{}"),
+                    },
+                    Err(RecvError::Lagged(_)) => Event::default().event("resync").data("{}"),
+                    Err(RecvError::Closed) => break,
                 },
-                Err(RecvError::Lagged(_)) => Event::default().event("resync").data("{}"),
-                Err(RecvError::Closed) => break,
+                // Live sessions and each agent's state in them.
+                event = live.recv() => match event {
+                    Ok(e) => Event::default().event("live").json_data(&e).unwrap_or_default(),
+                    Err(RecvError::Lagged(_)) => Event::default().event("resync").data("{}"),
+                    Err(RecvError::Closed) => break,
+                },
             };
             if tx.send(Ok(event)).await.is_err() {
                 break;

@@ -9,17 +9,17 @@
 //! - `library`: the audio library (uploads, text to speech, previews);
 //!   `content`: agents' downloads of distribution files by SHA-256.
 //! - `schedules`: schedules, quiet hours, schedule previews and the plan views.
-//! - `alerts`: CAP alerts from upstream systems (API token, emergency scope).
+//! - `live`: live and emergency sessions and the microphone WebSocket.
 //! - `openapi`: the OpenAPI document.
 //! - [`crate::link`]: the agent WebSocket (mounted here).
 
 mod agents;
-mod alerts;
 mod content;
 mod directory;
 mod error;
 mod events;
 mod library;
+mod live;
 mod openapi;
 mod plays;
 mod schedules;
@@ -33,7 +33,7 @@ use axum::routing::{delete, get, post};
 use dalaba_protocol::enrol::SigningKeyInfo;
 
 pub use agents::{new_enrolment_code, secret_hash};
-pub use error::{ApiError, Detail};
+pub use error::ApiError;
 pub use openapi::OPENAPI;
 
 use crate::clock::Clock;
@@ -58,8 +58,6 @@ pub struct Settings {
     pub cert_fingerprint: String,
     /// The command-signing public key agents pin.
     pub signing_key: SigningKeyInfo,
-    /// How CAP alerts are received and broadcast.
-    pub alerts: crate::alerts::AlertSettings,
 }
 
 /// Shared state of every handler. Cloning is cheap.
@@ -137,7 +135,10 @@ pub fn router(state: AppState) -> Router {
         .route("/library/{id}", get(library::one).patch(library::update).delete(library::remove))
         .route("/library/{id}/audio", get(library::audio))
         .route("/content/{sha256}", get(content::download))
-        .route("/alerts", post(alerts::receive))
+        .route("/live", get(live::list).post(live::start))
+        .route("/live/{id}", get(live::one))
+        .route("/live/{id}/stop", post(live::stop))
+        .route("/live/{id}/microphone", get(live::microphone))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);
     Router::new().nest("/api/v1", api).route("/metrics", get(metrics)).merge(crate::web::routes()).with_state(state)

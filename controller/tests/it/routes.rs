@@ -14,7 +14,7 @@ use crate::harness::{Harness, Payload, call, csv, enrol, enrol_request, error_me
 
 /// Every route `api::router` registers, as (method, path) in OpenAPI's
 /// spelling. Keep in step with `controller/src/api/mod.rs`.
-const ROUTES: [(&str, &str); 40] = [
+const ROUTES: [(&str, &str); 44] = [
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/controller"),
     ("get", "/api/v1/regions"),
@@ -53,7 +53,11 @@ const ROUTES: [(&str, &str); 40] = [
     ("delete", "/api/v1/library/{id}"),
     ("get", "/api/v1/library/{id}/audio"),
     ("get", "/api/v1/content/{sha256}"),
-    ("post", "/api/v1/alerts"),
+    ("get", "/api/v1/live"),
+    ("post", "/api/v1/live"),
+    ("get", "/api/v1/live/{id}"),
+    ("post", "/api/v1/live/{id}/stop"),
+    ("get", "/api/v1/live/{id}/microphone"),
     ("get", "/metrics"),
 ];
 

@@ -153,6 +153,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(agent = %id.agent_id, village = %id.village_name, controller = %id.controller_url, "agent starting");
     let mut core_config = CoreConfig::new(id.agent_id.clone(), env!("CARGO_PKG_VERSION"), hardware(&config));
     core_config.backoff_max = config.link.backoff_max();
+    core_config.command_key = Some(id.signing_key.clone());
     let player = Player::Audio(AudioPlayer::open(&config.audio.output, config.audio.lead()));
     core_config.playback_lead = player.lead();
     let core = AgentCore::new(core_config, dalaba_agent::clock::now());

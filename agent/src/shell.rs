@@ -12,6 +12,16 @@
 //! learns what the plan needs from every persisted desired state and evicts
 //! the rest over its budget, telling the core. The [`Player`] plays it and
 //! reports through the loop's [`NewsSender`] (see [`crate::player`]).
+//!
+//! Live audio: every binary frame of the link is decoded as a
+//! [`LiveFrame`] and reported to the core (which counts it and watches the
+//! stream for silence); between [`Output::StartLive`] and
+//! [`Output::StopLive`] the frames of that stream also go to the player. A
+//! binary frame that is not a live frame is dropped and counted, and never
+//! closes the link: audio is best effort, each WebSocket message stands on
+//! its own so nothing after it is garbled, and closing the link in the
+//! middle of an emergency would cost the commands that stop it. The ids of
+//! signed commands carried out are kept in `playback/commands.json`.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -21,6 +31,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use dalaba_protocol::link::ControllerMessage;
+use dalaba_protocol::live::LiveFrame;
 use dalaba_protocol::state::DesiredState;
 use dalaba_protocol::{MAX_CONTROLLER_FRAME, codec};
 use futures_util::{SinkExt, StreamExt};
@@ -33,11 +44,13 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::ContentCache;
 use crate::cache::download::{DownloadConfig, Downloader};
 use crate::clock;
-use crate::core::{AgentCore, ContentNews, CoreEvent, LinkDown, Output, PersistRequest, PlaybackNews, Restore};
+use crate::core::{
+    AgentCore, ContentNews, CoreEvent, LinkDown, LiveNews, Output, PersistRequest, PlaybackNews, Restore,
+};
 use crate::devices::Devices;
 use crate::identity::Identity;
 use crate::net::{ControllerUrl, Link, NetError, open_link};
-use crate::player::{Player, StartRequest};
+use crate::player::{LiveRequest, Player, StartRequest};
 
 type Connecting = Pin<Box<dyn Future<Output = Result<Link, NetError>> + Send>>;
 
@@ -49,6 +62,8 @@ pub enum News {
     Playback(PlaybackNews),
     /// From the downloader or the cache.
     Content(ContentNews),
+    /// From the player, about a live stream.
+    Live(LiveNews),
 }
 
 /// Where IO tasks send their [`News`].
@@ -87,6 +102,9 @@ pub async fn run(
     restored.cached = cache.cached();
     core.restore(clock::now(), restored);
     let mut link: Option<Link> = None;
+    // The live stream the player plays: (session, stream id).
+    let mut live: Option<(String, u32)> = None;
+    let mut bad_frames: u64 = 0;
     let mut connecting: Option<Connecting> = None;
     let mut poll = tokio::time::interval(device_poll);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -125,13 +143,23 @@ pub async fn run(
                 }
                 Output::StartPlayback { entry_id, part, sha256, gain_db, volume, at_ms, duration_ms, offset_ms: _ } => {
                     tracing::info!(%agent, %entry_id, part, %sha256, gain_db, volume, at_ms, "starting playback");
-                    let path = devices.state_dir().join("cache").join(&sha256);
+                    let path = cache.path(&sha256);
                     let request = StartRequest { entry_id, part, path, gain_db, volume, at_ms, duration_ms };
                     player.start(request, &news_tx);
                 }
                 Output::StopPlayback { entry_id, reason } => {
                     player.stop(&entry_id);
                     tracing::warn!(%agent, %entry_id, %reason, "playback stopped")
+                }
+                Output::StartLive { session_id, stream_id, gain_db, volume, at_ms } => {
+                    tracing::info!(%agent, %session_id, stream_id, gain_db, volume, at_ms, "starting live stream");
+                    live = Some((session_id.clone(), stream_id));
+                    player.start_live(LiveRequest { session_id, stream_id, gain_db, volume, at_ms }, &news_tx);
+                }
+                Output::StopLive { session_id, reason } => {
+                    player.stop_live(&session_id);
+                    live = live.filter(|(id, _)| *id != session_id);
+                    tracing::info!(%agent, %session_id, %reason, "live stream stopped");
                 }
                 Output::Fetch { sha256, size_bytes } => {
                     if cache.is_cached(&sha256) {
@@ -196,7 +224,21 @@ pub async fn run(
                             .unwrap_or_else(|| "controller closed the link".into());
                         core.handle_link_down(now, LinkDown::Closed(why));
                     }
-                    Some(Ok(_)) => {} // pings are answered by tungstenite; binary frames come with live audio
+                    Some(Ok(Message::Binary(bytes))) => match LiveFrame::decode(&bytes) {
+                        Ok(frame) => {
+                            core.handle_live_frame(now, frame.stream_id, frame.seq);
+                            if live.as_ref().is_some_and(|(_, stream)| *stream == frame.stream_id) {
+                                player.live_frame(frame, now.mono);
+                            }
+                        }
+                        Err(e) => {
+                            bad_frames += 1;
+                            if bad_frames.is_power_of_two() {
+                                tracing::warn!(%agent, error = %e, bad_frames, "binary frame dropped");
+                            }
+                        }
+                    },
+                    Some(Ok(_)) => {} // pings are answered by tungstenite
                     Some(Err(e)) => {
                         link = None;
                         core.handle_link_down(now, LinkDown::Closed(e.to_string()));
@@ -213,6 +255,7 @@ pub async fn run(
             Some(news) = news_rx.recv() => match news {
                 News::Playback(n) => core.handle_playback(clock::now(), n),
                 News::Content(n) => content_news(&agent, &mut cache, &mut core, n),
+                News::Live(n) => core.handle_live(clock::now(), n),
             },
             _ = poll.tick() => {
                 core.handle_device(clock::now(), devices.snapshot());
@@ -279,6 +322,20 @@ fn log_event(agent: &str, e: &CoreEvent) {
         CoreEvent::AmplifierMaxOnTime { on_for } => {
             tracing::error!(%agent, on_for_s = on_for.as_secs(), "amplifier on too long; switched off")
         }
+        CoreEvent::CommandRefused(r) => tracing::warn!(
+            %agent, command = r.command_id.as_deref().unwrap_or("?"), reason = ?r.reason, message = %r.message,
+            "signed command refused"
+        ),
+        CoreEvent::LiveStarted { session_id, priority, title } => {
+            tracing::info!(%agent, %session_id, ?priority, %title, "live session started")
+        }
+        CoreEvent::LiveRejoined { session_id } => tracing::info!(%agent, %session_id, "live session rejoined"),
+        CoreEvent::LiveEnded { session_id, reason } => {
+            tracing::info!(%agent, %session_id, %reason, "live session ended")
+        }
+        CoreEvent::LiveStopIgnored { session_id } => {
+            tracing::info!(%agent, %session_id, "stop for a session not on the air here")
+        }
     }
 }
 
@@ -303,6 +360,7 @@ impl Store {
             desired: read_json(agent, &self.dir.join(DESIRED_FILE)),
             play_log: read_json(agent, &self.dir.join(PLAY_LOG_FILE)).unwrap_or_default(),
             cached: BTreeSet::new(),
+            commands: read_json(agent, &self.dir.join(COMMANDS_FILE)).unwrap_or_default(),
         }
     }
 
@@ -310,6 +368,7 @@ impl Store {
         let (file, json) = match request {
             PersistRequest::DesiredState(state) => (DESIRED_FILE, serde_json::to_vec(state)),
             PersistRequest::PlayLog(log) => (PLAY_LOG_FILE, serde_json::to_vec(log)),
+            PersistRequest::Commands(seen) => (COMMANDS_FILE, serde_json::to_vec(seen)),
         };
         write_atomic(&self.dir, file, &json.map_err(std::io::Error::other)?)
     }
@@ -317,6 +376,7 @@ impl Store {
 
 const DESIRED_FILE: &str = "desired.json";
 const PLAY_LOG_FILE: &str = "play-log.json";
+const COMMANDS_FILE: &str = "commands.json";
 
 fn read_json<T: serde::de::DeserializeOwned>(agent: &str, path: &Path) -> Option<T> {
     let bytes = match std::fs::read(path) {

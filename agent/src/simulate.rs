@@ -53,6 +53,7 @@ pub async fn run(controller: &str, fleet_file: &Path, state_dir: &Path, stop: Ca
     for (dir, id) in identities {
         let mut config = CoreConfig::new(id.agent_id.clone(), env!("CARGO_PKG_VERSION"), simulated_hardware());
         config.jitter_seed ^= 0x5eed;
+        config.command_key = Some(id.signing_key.clone());
         let now = crate::clock::now();
         let core = AgentCore::new(config, now);
         let devices = Devices::new(Box::new(SimulatedRelay::default()), &dir);

@@ -69,6 +69,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         code_ttl: std::time::Duration::from_secs(config.enrolment.code_ttl_minutes * 60),
         cert_fingerprint: identity.as_ref().map(|i| i.fingerprint.clone()).unwrap_or_default(),
         signing_key: signer.public_info(),
+        alerts: config.alerts.settings(),
     };
     let state = AppState {
         store: Arc::new(store),

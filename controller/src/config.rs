@@ -56,6 +56,9 @@ pub struct Config {
     /// The audio library; defaults when the section is absent.
     #[serde(default)]
     pub library: LibraryConfig,
+    /// CAP alerts from upstream systems; defaults when the section is absent.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
 }
 
 /// `[server]`.
@@ -209,6 +212,55 @@ impl LibraryConfig {
     }
 }
 
+/// `[alerts]`: CAP alerts from upstream systems.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Largest alert body, in KiB.
+    pub max_body_kb: u64,
+    /// Volume of alert broadcasts, 0–100.
+    pub volume: u8,
+    /// Longest an alert broadcast runs, in minutes.
+    pub max_duration_minutes: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        let d = crate::alerts::AlertSettings::default();
+        AlertsConfig {
+            max_body_kb: d.max_body_bytes as u64 / 1024,
+            volume: d.volume,
+            max_duration_minutes: d.max_duration_ms / 60_000,
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// The settings alerts are received with.
+    pub fn settings(&self) -> crate::alerts::AlertSettings {
+        crate::alerts::AlertSettings {
+            // Validated to at most 65536 KiB, which fits any usize.
+            max_body_bytes: usize::try_from(self.max_body_kb * 1024).unwrap_or(usize::MAX),
+            volume: self.volume,
+            max_duration_ms: self.max_duration_minutes * 60_000,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(format!("alerts.{m}")));
+        if !(1..=65_536).contains(&self.max_body_kb) {
+            return invalid("max_body_kb must be between 1 and 65536");
+        }
+        if self.volume > 100 {
+            return invalid("volume must be between 0 and 100");
+        }
+        if !(1..=24 * 60).contains(&self.max_duration_minutes) {
+            return invalid("max_duration_minutes must be between 1 and 1440");
+        }
+        Ok(())
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -271,6 +323,7 @@ impl Config {
             return Err(ConfigError::Invalid("storage.data_dir must not be empty".into()));
         }
         self.library.validate()?;
+        self.alerts.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Invalid(format!("log.level {:?}: {}", self.log.level, one_line(&e.to_string()))));
         }
@@ -341,5 +394,15 @@ mod tests {
             + "[log]\nformat = \"text\"\nlevel = \"info\"\n";
         let parsed = Config::parse(&without, "test").expect("a config without [library] takes the defaults");
         assert_eq!(parsed.library.max_upload_mb, 200);
+    }
+
+    #[test]
+    fn alerts_defaults_and_bad_values() {
+        assert_eq!(Config::default_config().alerts.settings(), crate::alerts::AlertSettings::default());
+        check_invalid(("max_body_kb = 1024", "max_body_kb = 0"), "alerts.max_body_kb");
+        check_invalid(("volume = 100", "volume = 101"), "alerts.volume");
+        check_invalid(("volume = 100", "volume = -1"), "invalid config");
+        check_invalid(("max_duration_minutes = 30", "max_duration_minutes = 0"), "alerts.max_duration_minutes");
+        check_invalid(("[alerts]", "[alerts]\nvoice = \"cmn\""), "voice");
     }
 }

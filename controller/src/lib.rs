@@ -19,8 +19,11 @@
 //! - [`app`]: builds and starts a controller from a configuration.
 //! - [`demo`]: the demo county with simulated villages; [`demo_broadcasts`]:
 //!   its notices and timetable.
+//! - [`alerts`]: CAP 1.2 alerts from upstream systems, as live sessions;
+//!   [`tokens`]: the API tokens they authenticate with.
 //! - [`clock`]: the only place that reads wall time.
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod clock;
@@ -39,4 +42,5 @@ pub mod server;
 pub mod signing;
 pub mod store;
 pub mod tls;
+pub mod tokens;
 pub mod web;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use dalaba_controller::clock::Clock;
 use dalaba_controller::config::{Config, DEFAULT_CONFIG, EXIT_CONFIG, LogFormat};
-use dalaba_controller::{app, demo};
+use dalaba_controller::{alerts, app, demo, tokens};
 
 /// The Dalaba county controller.
 #[derive(Debug, Parser)]
@@ -31,6 +31,10 @@ enum Command {
     Serve,
     /// Start a demo county: 14 townships, 212 villages, each with a simulated agent.
     Demo(demo::DemoArgs),
+    /// Manage API tokens in the data directory (create, list, revoke).
+    Token(tokens::cli::TokenArgs),
+    /// Send a CAP 1.2 alert file to the running controller.
+    Alert(alerts::client::AlertArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +83,8 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
             Command::Demo(args) => demo::run(config, cli.config.is_some(), args).await,
+            Command::Token(args) => tokens::cli::run(&config, args, &Clock::System),
+            Command::Alert(args) => alerts::client::run(&config, args).await,
         }
     });
     match result {

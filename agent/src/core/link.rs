@@ -230,6 +230,8 @@ impl Link {
             | Timer::ClockCheck
             | Timer::MaxOnTime
             | Timer::PlaybackOverrun
+            | Timer::LiveMaxDuration
+            | Timer::LiveSilence
             | Timer::AmplifierOff
             | Timer::AmplifierOn
             | Timer::PlaybackStart => None,

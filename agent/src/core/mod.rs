@@ -9,7 +9,8 @@
 //! 1. Feed every input with the time it happened: [`AgentCore::handle_link_up`],
 //!    [`AgentCore::handle_link_down`], [`AgentCore::handle_message`],
 //!    [`AgentCore::handle_device`], [`AgentCore::handle_playback`],
-//!    [`AgentCore::handle_amplifier`], [`AgentCore::handle_content`], and
+//!    [`AgentCore::handle_amplifier`], [`AgentCore::handle_content`],
+//!    [`AgentCore::handle_live_frame`], [`AgentCore::handle_live`], and
 //!    [`AgentCore::handle_timeout`] once [`AgentCore::poll_timeout`] has passed.
 //! 2. After each input, drain [`AgentCore::poll_output`] until `None` and
 //!    carry out every [`Output`] in order ([`Output::Persist`] durably before
@@ -33,6 +34,12 @@
 //! [`Output::SwitchAmplifier`] the shell reports the driver's answer with
 //! `handle_amplifier`; after [`Output::Fetch`] it reports [`ContentNews`].
 //!
+//! Live contract: the shell decodes every binary frame of the link and
+//! reports each with [`AgentCore::handle_live_frame`] (the core counts them
+//! and watches for silence); between [`Output::StartLive`] and
+//! [`Output::StopLive`] it hands the frames of that stream to the player,
+//! which reports [`LiveNews`].
+//!
 //! # Layout
 //! - `link`: the link state machine (hello, welcome, heartbeats, silence,
 //!   refusals, reconnects).
@@ -40,14 +47,19 @@
 //! - `status`: when to send the agent's status.
 //! - `playback`: scheduled playback, the amplifier, lateness and re-planning.
 //! - `plan`: checks on a desired state and limits on its settings.
+//! - `command`: signed commands: verification, expiry, replay memory.
+//! - `live`: live and emergency sessions: arbitration, the session's life,
+//!   its reports.
 //! - `play_log`: proof of play, persisted and uploaded until acknowledged.
 //! - `content`: what the cache holds, what to fetch, the sync report.
 //! - `timebase`: wall time to deadlines, and clock jumps.
 //! - `timer`: the table of named deadlines.
 
 mod backoff;
+mod command;
 mod content;
 mod link;
+mod live;
 mod plan;
 mod play_log;
 mod playback;
@@ -59,17 +71,22 @@ use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use dalaba_protocol::enrol::SigningKeyInfo;
 use dalaba_protocol::link::{AgentMessage, AmplifierState, ControllerMessage, Hardware, NowPlaying, RefusalReason};
-use dalaba_protocol::state::{DesiredState, PlayEvent};
+use dalaba_protocol::live::CommandRefusal;
+use dalaba_protocol::state::{DesiredState, PlayEvent, Priority};
 
+pub use command::{MAX_COMMAND_LIFETIME_MS, MAX_REMEMBERED_COMMANDS, PinnedKey, REPLAY_MARGIN_MS, SeenCommands};
 pub use content::{ContentNews, FETCH_RETRY};
 pub use link::LinkState;
+pub use live::{LiveNews, MAX_COUNTED_GAP};
 pub use plan::{MAX_ENTRY_ID_BYTES, MAX_PLAN_CONTENT, MAX_PLAN_ENTRIES, MAX_PLAY_MS, MAX_PLAYS_PER_ENTRY};
 pub use play_log::{EVENTS_RETRY, PlayLog};
 pub use playback::{CLOCK_CHECK_INTERVAL, LOGGED_RETENTION_MS, OVERRUN_SLACK, PlaybackNews};
 pub use timebase::JUMP_THRESHOLD_MS;
 
 use link::{Link, LinkNews};
+use live::Live;
 use playback::{Playback, Why};
 use status::StatusReport;
 use timebase::Timebase;
@@ -113,6 +130,9 @@ pub struct CoreConfig {
     pub playback_lead: Duration,
     /// Seed of the reconnect jitter.
     pub jitter_seed: u64,
+    /// The command-signing key pinned at enrolment; without one every
+    /// signed command is refused (`unknown_key`).
+    pub command_key: Option<SigningKeyInfo>,
 }
 
 impl CoreConfig {
@@ -133,6 +153,7 @@ impl CoreConfig {
             backoff_max: Duration::from_secs(30),
             status_interval: Duration::from_secs(60),
             playback_lead: Duration::ZERO,
+            command_key: None,
         }
     }
 }
@@ -173,6 +194,8 @@ pub struct Restore {
     pub play_log: PlayLog,
     /// SHA-256 of every verified item in the content cache.
     pub cached: BTreeSet<String>,
+    /// The signed commands already carried out.
+    pub commands: SeenCommands,
 }
 
 /// Something the shell must write durably (write, fsync, rename) before it
@@ -184,6 +207,8 @@ pub enum PersistRequest {
     DesiredState(Box<DesiredState>),
     /// The play log after a change.
     PlayLog(PlayLog),
+    /// The ids of signed commands carried out, before the command acts.
+    Commands(SeenCommands),
 }
 
 /// A switch command for the amplifier relay.
@@ -238,6 +263,29 @@ pub enum Output {
     StopPlayback {
         /// The plan entry.
         entry_id: String,
+        /// Why, for the log.
+        reason: String,
+    },
+    /// Play the live stream `stream_id`: its first sample leaves the output
+    /// at `at_ms` (after the amplifier's warm-up; at once when in the past).
+    /// The shell hands the stream's frames to the player until
+    /// [`Output::StopLive`]; the player reports [`LiveNews`].
+    StartLive {
+        /// The session, to quote in [`LiveNews`].
+        session_id: String,
+        /// The stream id its frames carry.
+        stream_id: u32,
+        /// Gain towards the county loudness, in dB.
+        gain_db: f64,
+        /// Volume, 0–100.
+        volume: u8,
+        /// Wall clock (Unix ms) of the first sample.
+        at_ms: i64,
+    },
+    /// Stop the live stream of this session at once.
+    StopLive {
+        /// The session.
+        session_id: String,
         /// Why, for the log.
         reason: String,
     },
@@ -325,6 +373,35 @@ pub enum CoreEvent {
         /// How long it had been on.
         on_for: Duration,
     },
+    /// A signed command was refused (the refusal is also reported).
+    CommandRefused(CommandRefusal),
+    /// A live session took the loudspeaker.
+    LiveStarted {
+        /// The session.
+        session_id: String,
+        /// Paging or emergency.
+        priority: Priority,
+        /// Its title.
+        title: String,
+    },
+    /// The controller started the session on the air again (after a
+    /// reconnect); it plays on.
+    LiveRejoined {
+        /// The session.
+        session_id: String,
+    },
+    /// A live session ended here.
+    LiveEnded {
+        /// The session.
+        session_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// A stop for a session that is not on the air here.
+    LiveStopIgnored {
+        /// The session named.
+        session_id: String,
+    },
 }
 
 /// Smallest change of the clock offset worth an event and a fresh status;
@@ -339,6 +416,7 @@ pub struct AgentCore {
     status: StatusReport,
     timebase: Timebase,
     playback: Playback,
+    live: Live,
     fx: Effects,
 }
 
@@ -352,7 +430,8 @@ impl AgentCore {
         let mut link = Link::new(&config);
         link.start(&mut fx);
         let playback = Playback::with_lead(config.playback_lead);
-        AgentCore { status: StatusReport::default(), link, config, timebase: Timebase::new(now), playback, fx }
+        let live = Live::new(PinnedKey::from_info(config.command_key.as_ref()));
+        AgentCore { status: StatusReport::default(), link, config, timebase: Timebase::new(now), playback, live, fx }
     }
 
     /// What the shell persisted before the agent last stopped, and what its
@@ -361,6 +440,7 @@ impl AgentCore {
     pub fn restore(&mut self, now: Now, restored: Restore) {
         self.observe(now);
         let ctx = Ctx::new(now, &self.timebase, &self.link);
+        self.live.restore(restored.commands.clone());
         self.playback.restore(ctx, restored, &mut self.fx);
     }
 
@@ -405,6 +485,28 @@ impl AgentCore {
     pub fn handle_amplifier(&mut self, now: Now, command: AmplifierCommand, result: Result<AmplifierState, String>) {
         self.observe(now);
         self.playback.handle_amplifier(command, result, &mut self.fx);
+        let ctx = Ctx::new(now, &self.timebase, &self.link);
+        self.live.amplifier_changed(ctx, &self.playback, &mut self.fx);
+    }
+
+    /// A binary frame of live stream `stream_id` arrived, with sequence
+    /// number `seq` (the shell decoded it; the audio goes to the player).
+    pub fn handle_live_frame(&mut self, now: Now, stream_id: u32, seq: u32) {
+        self.observe(now);
+        let ctx = Ctx::new(now, &self.timebase, &self.link);
+        self.live.frame(ctx, stream_id, seq, &mut self.fx);
+    }
+
+    /// News from the player about the live stream the core started.
+    pub fn handle_live(&mut self, now: Now, news: LiveNews) {
+        self.observe(now);
+        let ctx = Ctx::new(now, &self.timebase, &self.link);
+        self.live.news(ctx, news, &mut self.playback, &mut self.fx);
+    }
+
+    /// The live session on the air: its id and stream id.
+    pub fn live_on_air(&self) -> Option<(&str, u32)> {
+        self.live.on_air()
     }
 
     /// News about the content cache.
@@ -430,10 +532,20 @@ impl AgentCore {
                     self.apply(now, news);
                 }
                 Timer::Status => self.status.send(&self.config, now, self.link.clock_offset_ms(), &mut self.fx),
+                Timer::LiveSilence | Timer::LiveMaxDuration => {
+                    let ctx = Ctx::new(now, &self.timebase, &self.link);
+                    self.live.timer(ctx, timer, &mut self.playback, &mut self.fx);
+                }
+                Timer::MaxOnTime => {
+                    // The safety net switches the amplifier off, and ends
+                    // a live session with it.
+                    let ctx = Ctx::new(now, &self.timebase, &self.link);
+                    self.playback.handle_timer(ctx, timer, &mut self.fx);
+                    self.live.timer(ctx, timer, &mut self.playback, &mut self.fx);
+                }
                 Timer::EventsRetry
                 | Timer::FetchRetry
                 | Timer::ClockCheck
-                | Timer::MaxOnTime
                 | Timer::PlaybackOverrun
                 | Timer::AmplifierOff
                 | Timer::AmplifierOn
@@ -494,6 +606,7 @@ impl AgentCore {
             Some(LinkNews::Welcomed) => {
                 self.status.link_welcomed(&self.config, now, offset, &mut self.fx);
                 self.playback.link_welcomed(ctx, &mut self.fx);
+                self.live.link_welcomed(ctx, &self.playback, &mut self.fx);
             }
             Some(LinkNews::ClockOffsetMoved) => self.status.send_if_changed(&self.config, now, offset, &mut self.fx),
             Some(LinkNews::Lost) => {
@@ -502,17 +615,9 @@ impl AgentCore {
             }
             Some(LinkNews::DesiredState(state)) => self.playback.apply(ctx, *state, &mut self.fx),
             Some(LinkNews::EventsAcked(ack)) => self.playback.log.acked(ctx, ack.ids, &mut self.fx),
-            // Live sessions are not carried out by this build yet: say so,
-            // so the county sees the refusal rather than silence.
             Some(LinkNews::Command(command)) => {
-                let command_id =
-                    serde_json::from_str::<dalaba_protocol::live::Command>(&command.payload).ok().map(|c| c.id);
-                self.fx.send(AgentMessage::CommandRefused(dalaba_protocol::live::CommandRefusal {
-                    command_id,
-                    session_id: None,
-                    reason: dalaba_protocol::live::RefusalCode::Invalid,
-                    message: "this agent build cannot play live sessions".into(),
-                }));
+                let agent_id = &self.config.agent_id;
+                self.live.command(ctx, agent_id, offset, &command, &mut self.playback, &mut self.fx)
             }
         }
     }

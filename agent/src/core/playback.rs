@@ -21,13 +21,21 @@
 //!   is playing plays on and is logged as usual.
 //! - Missing content or a player failure logs the entry as failed; a failed
 //!   amplifier switch does not stop the audio (`amplifier_confirmed: false`).
+//! - A live session holds the loudspeaker ([`Playback::hold`]): the item in
+//!   progress stops at once and is kept aside, nothing scheduled starts, the
+//!   amplifier stays on. When the session ends ([`Playback::release`]) the
+//!   item resumes where it stopped if the session ended inside the item's
+//!   window — its planned end plus the grace period, the same slack a late
+//!   item gets — and is otherwise logged as preempted. Items that became
+//!   more than the grace period late meanwhile are logged as missed, naming
+//!   the session.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use dalaba_protocol::link::{AgentMessage, AmplifierState};
 use dalaba_protocol::state::{
-    DesiredState, PlanEntry, PlayEvent, PlayOutcome, PlaybackSettings, SyncReport, SyncState,
+    DesiredState, PlanEntry, PlayEvent, PlayOutcome, PlaybackSettings, Priority, SyncReport, SyncState,
 };
 
 use super::content::Content;
@@ -97,6 +105,10 @@ pub(super) struct Playback {
     lead: Duration,
     desired: Option<DesiredState>,
     current: Option<Current>,
+    /// A live session holds the loudspeaker; how messages name it.
+    held: Option<String>,
+    /// The item a live session stopped, to resume or log when it ends.
+    preempted: Option<Preempted>,
     amp: Amp,
     pub(super) log: EventLog,
     pub(super) content: Content,
@@ -112,6 +124,21 @@ struct Current {
     gains: Vec<f64>,
     started_ms: Option<i64>,
     amp_confirmed: bool,
+    /// When the piece in progress started (Unix ms), and how far into its
+    /// audio: what a preemption needs to resume it.
+    part_started_ms: Option<i64>,
+    part_offset_ms: u64,
+    /// Said in the play event when nothing else is (a resumption).
+    note: Option<String>,
+}
+
+/// An item stopped by a live session.
+#[derive(Debug)]
+struct Preempted {
+    current: Current,
+    /// When it was stopped (Unix ms), and what stopped it.
+    stopped_ms: i64,
+    by: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,14 +245,18 @@ impl Playback {
         let ours = |id: &str, part: usize| c.entry.id == id && c.part == part && c.phase != Phase::Between;
         match news {
             PlaybackNews::Started { entry_id, part, at_ms } if ours(&entry_id, part) => {
-                if c.phase == Phase::Starting && part == 0 {
+                if c.phase == Phase::Starting && part == 0 && c.started_ms.is_none() {
                     c.started_ms = Some(at_ms);
+                }
+                if c.phase == Phase::Starting {
+                    c.part_started_ms = Some(at_ms);
                 }
                 c.phase = Phase::Playing;
             }
             PlaybackNews::Finished { entry_id, part } if ours(&entry_id, part) => {
                 if part + 1 < c.entry.plays.len() {
                     c.part += 1;
+                    c.part_offset_ms = 0;
                     c.phase = Phase::Between;
                     fx.timers.clear(Timer::PlaybackOverrun);
                     self.arm(ctx, fx);
@@ -280,7 +311,13 @@ impl Playback {
                 self.arm(ctx, fx);
             }
             Timer::PlaybackStart => self.start_due(ctx, fx),
-            Timer::Reconnect | Timer::WelcomeTimeout | Timer::Heartbeat | Timer::Silence | Timer::Status => {}
+            Timer::Reconnect
+            | Timer::WelcomeTimeout
+            | Timer::Heartbeat
+            | Timer::Silence
+            | Timer::Status
+            | Timer::LiveMaxDuration
+            | Timer::LiveSilence => {}
         }
     }
 
@@ -290,14 +327,94 @@ impl Playback {
         self.arm(ctx, fx);
     }
 
+    /// The scheduled item on the air: its priority, and how to name it.
+    pub(super) fn on_air(&self) -> Option<(Priority, String)> {
+        let c = self.current.as_ref()?;
+        let title: String = c.entry.title.chars().take(80).collect();
+        Some((c.entry.priority, format!("scheduled item “{title}” ({})", c.entry.id)))
+    }
+
+    /// Whether the driver confirmed the amplifier on.
+    pub(super) fn amp_confirmed(&self) -> bool {
+        self.amp.on_since.is_some() && self.amp.confirmed_on
+    }
+
+    /// A live session (`by`) takes the loudspeaker: the item in progress
+    /// stops now and waits aside, the amplifier goes on unless it is on.
+    /// Returns when the amplifier went on.
+    pub(super) fn hold(&mut self, ctx: Ctx<'_>, by: String, fx: &mut Effects) -> Instant {
+        if let Some(mut c) = self.current.take() {
+            fx.out
+                .push_back(Output::StopPlayback { entry_id: c.entry.id.clone(), reason: format!("preempted by {by}") });
+            fx.timers.clear(Timer::PlaybackOverrun);
+            // Where to resume: how far the piece got, or its start.
+            let played = match (c.phase, c.part_started_ms) {
+                (Phase::Playing, Some(at)) => u64::try_from(ctx.now.wall_ms.saturating_sub(at)).unwrap_or(0),
+                _ => 0,
+            };
+            if c.phase != Phase::Between {
+                c.part_offset_ms = c.part_offset_ms.saturating_add(played);
+            }
+            c.phase = Phase::Between;
+            self.preempted = Some(Preempted { current: c, stopped_ms: ctx.now.wall_ms, by: by.clone() });
+        }
+        self.held = Some(by);
+        self.amp.switch_on(ctx, fx);
+        self.arm(ctx, fx);
+        self.amp.on_since.unwrap_or(ctx.now.mono)
+    }
+
+    /// The live session is over: the preempted item resumes inside its
+    /// window or is logged as preempted, and the schedule runs again.
+    pub(super) fn release(&mut self, ctx: Ctx<'_>, fx: &mut Effects) {
+        // Items that became too late during the session name it.
+        self.sweep(ctx, Why::Routine, fx);
+        self.held = None;
+        self.amp.audio_ended(ctx);
+        if let Some(p) = self.preempted.take() {
+            let entry = &p.current.entry;
+            let planned_end = entry.plays.iter().map(|p| p.start_ms.saturating_add(millis(p.duration_ms))).max();
+            let window_end = planned_end.unwrap_or(entry.start_ms).saturating_add(millis(self.settings().grace_ms));
+            let away_s = ctx.now.wall_ms.saturating_sub(p.stopped_ms) / 1000;
+            if ctx.now.wall_ms <= window_end {
+                let mut c = p.current;
+                c.note = Some(format!("interrupted {away_s} s by {}, then resumed", p.by));
+                self.current = Some(c);
+                self.start_part(ctx, fx);
+            } else {
+                let c = p.current;
+                let reason = format!(
+                    "preempted by {}; the session ended {away_s} s later, after the item's window (planned end + grace)",
+                    p.by
+                );
+                let reason = reason.chars().take(MAX_REASON_CHARS).collect();
+                let event = play_event(
+                    &c.entry,
+                    PlayOutcome::Preempted,
+                    c.started_ms,
+                    Some(p.stopped_ms),
+                    Some(reason),
+                    c.amp_confirmed,
+                );
+                self.log.record(ctx, vec![event], fx);
+            }
+        }
+        self.replan(ctx, Why::Routine, fx);
+    }
+
     fn settings(&self) -> PlaybackSettings {
         plan::bounded(self.desired.as_ref().map_or_else(PlaybackSettings::default, |d| d.playback))
     }
 
     /// The first entry of the plan that has neither an event nor started.
     fn next_upcoming(&self) -> Option<&PlanEntry> {
-        let current = self.current.as_ref().map(|c| c.entry.id.as_str());
-        self.desired.as_ref()?.entries.iter().find(|e| !self.log.is_logged(&e.id) && Some(e.id.as_str()) != current)
+        self.desired.as_ref()?.entries.iter().find(|e| !self.log.is_logged(&e.id) && !self.in_hand(&e.id))
+    }
+
+    /// Whether the entry is in progress, or stopped by a live session.
+    fn in_hand(&self, id: &str) -> bool {
+        self.current.as_ref().is_some_and(|c| c.entry.id == id)
+            || self.preempted.as_ref().is_some_and(|p| p.current.entry.id == id)
     }
 
     /// Logs every entry more than the grace period late as missed.
@@ -310,9 +427,13 @@ impl Playback {
             .entries
             .iter()
             .take_while(|e| e.start_ms.saturating_add(grace) < now)
-            .filter(|e| !self.log.is_logged(&e.id) && Some(e.id.as_str()) != current)
+            .filter(|e| !self.log.is_logged(&e.id) && !self.in_hand(&e.id))
             .map(|e| {
-                let reason = why.missed(now.saturating_sub(e.start_ms), current.is_some());
+                let late = now.saturating_sub(e.start_ms);
+                let reason = match &self.held {
+                    Some(by) => format!("too late: {} s, {by} held the loudspeaker", late / 1000),
+                    None => why.missed(late, current.is_some()),
+                };
                 play_event(e, PlayOutcome::Missed, None, None, Some(reason), false)
             })
             .collect();
@@ -324,6 +445,7 @@ impl Playback {
     fn start_due(&mut self, ctx: Ctx<'_>, fx: &mut Effects) {
         let due_until = self.due_until(ctx);
         match &self.current {
+            _ if self.held.is_some() => {}
             Some(c) if c.phase == Phase::Between => {
                 if c.entry.plays.get(c.part).is_some_and(|p| p.start_ms <= due_until) {
                     self.start_part(ctx, fx);
@@ -353,7 +475,17 @@ impl Playback {
         let gain = |sha: &str| content.iter().find(|c| c.sha256 == sha).map_or(0.0, |c| c.gain_db);
         let gains = entry.plays.iter().map(|p| gain(&p.sha256)).collect();
         let amp_confirmed = self.amp.confirmed_on;
-        self.current = Some(Current { entry, part: 0, phase: Phase::Between, gains, started_ms: None, amp_confirmed });
+        self.current = Some(Current {
+            entry,
+            part: 0,
+            phase: Phase::Between,
+            gains,
+            started_ms: None,
+            amp_confirmed,
+            part_started_ms: None,
+            part_offset_ms: 0,
+            note: None,
+        });
         self.start_part(ctx, fx);
     }
 
@@ -362,17 +494,20 @@ impl Playback {
         let Some(c) = self.current.as_mut() else { return };
         let Some(play) = c.entry.plays.get(c.part) else { return };
         c.phase = Phase::Starting;
+        c.part_started_ms = None;
+        let offset_ms = c.part_offset_ms.min(play.duration_ms);
+        let duration_ms = play.duration_ms - offset_ms;
         fx.out.push_back(Output::StartPlayback {
             entry_id: c.entry.id.clone(),
             part: c.part,
             sha256: play.sha256.clone(),
             gain_db: c.gains.get(c.part).copied().unwrap_or(0.0),
             volume: c.entry.volume,
-            offset_ms: 0,
+            offset_ms,
             at_ms: play.start_ms.max(ctx.now.wall_ms),
-            duration_ms: play.duration_ms,
+            duration_ms,
         });
-        let duration = Duration::from_millis(play.duration_ms);
+        let duration = Duration::from_millis(duration_ms);
         let overrun = ctx.now.mono + lead + duration + duration / 10 + OVERRUN_SLACK;
         fx.timers.set(Timer::PlaybackOverrun, overrun);
     }
@@ -383,7 +518,7 @@ impl Playback {
         fx.timers.clear(Timer::PlaybackOverrun);
         self.amp.audio_ended(ctx);
         let ended = c.started_ms.map(|_| ctx.now.wall_ms);
-        let reason = reason.map(|r| r.chars().take(MAX_REASON_CHARS).collect());
+        let reason = reason.or(c.note).map(|r| r.chars().take(MAX_REASON_CHARS).collect());
         let event = play_event(&c.entry, outcome, c.started_ms, ended, reason, c.amp_confirmed);
         self.log.record(ctx, vec![event], fx);
         self.replan(ctx, Why::Routine, fx);
@@ -416,14 +551,16 @@ impl Playback {
         let warm_up = |e: &PlanEntry| tb.mono_at(e.start_ms.saturating_sub(millis(s.warmup_ms)));
         let early = |at: Instant| at.checked_sub(self.lead).unwrap_or(at);
         let start = match &self.current {
+            _ if self.held.is_some() => None,
             None => next.map(|e| early(tb.mono_at(e.start_ms))),
             Some(c) if c.phase == Phase::Between => c.entry.plays.get(c.part).map(|p| early(tb.mono_at(p.start_ms))),
             Some(_) => None,
         };
         fx.timers.set_or_clear(Timer::PlaybackStart, start);
-        let on = if self.amp.on_since.is_some() { None } else { next.map(warm_up) };
+        let on = if self.amp.on_since.is_some() || self.held.is_some() { None } else { next.map(warm_up) };
         fx.timers.set_or_clear(Timer::AmplifierOn, on);
         let off = match (self.amp.idle_since, &self.current) {
+            _ if self.held.is_some() => None,
             (Some(idle), None) => {
                 // Back-to-back: the next warm-up begins within the hold.
                 let off = idle + Duration::from_millis(s.hold_ms);
@@ -434,7 +571,7 @@ impl Playback {
         fx.timers.set_or_clear(Timer::AmplifierOff, off);
         let max_on = self.amp.on_since.map(|t| t + Duration::from_millis(s.max_on_ms));
         fx.timers.set_or_clear(Timer::MaxOnTime, max_on);
-        let busy = self.current.is_some() || next.is_some() || self.amp.on_since.is_some();
+        let busy = self.current.is_some() || next.is_some() || self.amp.on_since.is_some() || self.held.is_some();
         if !busy {
             fx.timers.clear(Timer::ClockCheck);
         } else if fx.timers.get(Timer::ClockCheck).is_none() {

@@ -10,7 +10,7 @@ use dalaba_protocol::state::{
 };
 
 use super::{
-    AgentCore, AmplifierCommand, ContentNews, CoreConfig, CoreEvent, DeviceSnapshot, LinkDown, Now, Output,
+    AgentCore, AmplifierCommand, ContentNews, CoreConfig, CoreEvent, DeviceSnapshot, LinkDown, LiveNews, Now, Output,
     PlaybackNews, Restore,
 };
 
@@ -108,6 +108,16 @@ impl Harness {
             AmplifierCommand::Off => AmplifierState::Off,
         };
         self.core.handle_amplifier(self.now(), command, Ok(state));
+        self.drain()
+    }
+
+    pub(super) fn live_frame(&mut self, stream_id: u32, seq: u32) -> Vec<Output> {
+        self.core.handle_live_frame(self.now(), stream_id, seq);
+        self.drain()
+    }
+
+    pub(super) fn live(&mut self, news: LiveNews) -> Vec<Output> {
+        self.core.handle_live(self.now(), news);
         self.drain()
     }
 

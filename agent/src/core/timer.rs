@@ -4,7 +4,7 @@
 //! next timeout is the earliest armed one. Naming them keeps "what happens
 //! when" visible in one place: the link's timers, then the play log's and the
 //! content's retries, then scheduled playback (amplifier warm-up and hold,
-//! audio start, the safety nets).
+//! audio start, the safety nets) and the live session's ends.
 
 use std::time::Instant;
 
@@ -32,6 +32,10 @@ pub(crate) enum Timer {
     MaxOnTime,
     /// The player neither finished nor failed the item in progress in time.
     PlaybackOverrun,
+    /// The live session has played for its longest allowed time.
+    LiveMaxDuration,
+    /// No frame of the live session's stream for [`dalaba_protocol::live::LIVE_SILENCE_MS`].
+    LiveSilence,
     /// The hold after the last audio is over: switch the amplifier off.
     AmplifierOff,
     /// The next item's warm-up begins: switch the amplifier on.
@@ -44,7 +48,7 @@ impl Timer {
     /// Every timer, in the order they fire when due at the same instant.
     /// The safety nets come before the switches, and the amplifier is
     /// switched on before audio due at the same instant starts.
-    pub(crate) const ALL: [Timer; 13] = [
+    pub(crate) const ALL: [Timer; 15] = [
         Timer::Reconnect,
         Timer::WelcomeTimeout,
         Timer::Silence,
@@ -55,6 +59,8 @@ impl Timer {
         Timer::ClockCheck,
         Timer::MaxOnTime,
         Timer::PlaybackOverrun,
+        Timer::LiveMaxDuration,
+        Timer::LiveSilence,
         Timer::AmplifierOff,
         Timer::AmplifierOn,
         Timer::PlaybackStart,

@@ -32,18 +32,32 @@
 //! 100 → 0 dB, 70 → −6.2 dB, 50 → −12 dB, 25 → −24 dB, 10 → −40 dB, 0 →
 //! silence. Samples are clipped at full scale.
 //!
+//! # Live streams
+//! [`Player::start_live`] plays the frames the shell hands over with
+//! [`Player::live_frame`] through an adaptive jitter buffer ([`jitter`]) and
+//! the Opus decoder's packet-loss concealment, inside the output callback,
+//! at the stream's gain and volume; nothing leaves the output before the
+//! request's `at_ms` (the amplifier's warm-up), and the player reports
+//! [`LiveNews::Started`](crate::core::LiveNews::Started) with the first
+//! sample's instant. A live stream replaces scheduled audio in the output
+//! while it plays (the core has stopped that already).
+//!
 //! # Failures
 //! Nothing here panics on a file or a device. A missing sound card, a
 //! missing or damaged file are each reported as `Failed { reason }` with
 //! the device or path and the cause, and the agent keeps running; the
 //! output is opened again at the next item when it failed.
 
+pub mod jitter;
+mod live;
 mod mixer;
 mod output;
 mod simulated;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use dalaba_protocol::live::LiveFrame;
 
 pub use output::AudioPlayer;
 pub use simulated::SimulatedPlayer;
@@ -82,6 +96,29 @@ impl StartRequest {
     }
 }
 
+/// A live stream to play
+/// ([`Output::StartLive`](crate::core::Output::StartLive)).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveRequest {
+    /// The session, quoted back in the news.
+    pub session_id: String,
+    /// The stream whose frames to play.
+    pub stream_id: u32,
+    /// Gain towards the county loudness, in dB.
+    pub gain_db: f64,
+    /// Volume, 0–100.
+    pub volume: u8,
+    /// Wall clock (Unix ms) before which no sample leaves the output.
+    pub at_ms: i64,
+}
+
+impl LiveRequest {
+    /// The linear factor for the stream's samples (see the module docs).
+    pub fn amplitude(&self) -> f32 {
+        amplitude(self.gain_db, self.volume)
+    }
+}
+
 /// The player a shell drives.
 #[derive(Debug)]
 pub enum Player {
@@ -115,6 +152,33 @@ impl Player {
         match self {
             Player::Audio(p) => p.stop(entry_id),
             Player::Simulated(p) => p.stop(entry_id),
+        }
+    }
+}
+
+impl Player {
+    /// Starts the live stream of `request` (replacing any other); its news
+    /// goes to `news`.
+    pub fn start_live(&mut self, request: LiveRequest, news: &NewsSender) {
+        match self {
+            Player::Audio(p) => p.start_live(request, news),
+            Player::Simulated(p) => p.start_live(request, news),
+        }
+    }
+
+    /// A frame of the live stream, stamped with its arrival.
+    pub fn live_frame(&mut self, frame: LiveFrame, arrived: Instant) {
+        match self {
+            Player::Audio(p) => p.live_frame(frame, arrived),
+            Player::Simulated(_) => {}
+        }
+    }
+
+    /// Ends the live stream of `session_id` at once.
+    pub fn stop_live(&mut self, session_id: &str) {
+        match self {
+            Player::Audio(p) => p.stop_live(session_id),
+            Player::Simulated(p) => p.stop_live(session_id),
         }
     }
 }

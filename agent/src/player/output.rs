@@ -6,21 +6,24 @@ use std::fs::File;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{BufferSize, FromSample, OutputCallbackInfo, SizedSample, StreamConfig};
 use dalaba_audio::StreamDecoder;
 
-use super::StartRequest;
+use dalaba_protocol::live::LiveFrame;
+
+use super::live::LiveItem;
 use super::mixer::{Block, Command, Item, Mixer, RATE};
+use super::{LiveRequest, StartRequest};
 use crate::clock;
-use crate::core::PlaybackNews;
+use crate::core::{LiveNews, PlaybackNews};
 use crate::shell::{News, NewsSender};
 
 /// Decoded blocks (about 20 ms each for Opus) a decode thread may hold
-/// ready ahead of the output: about a second.
-const BLOCKS_AHEAD: usize = 50;
+/// ready ahead of the output: about two seconds (under 1 MB).
+const BLOCKS_AHEAD: usize = 100;
 
 /// Frames per ALSA period (21 ms at 48 kHz; the buffer is two periods).
 const PERIOD_FRAMES: u32 = 1024;
@@ -38,6 +41,9 @@ pub struct AudioPlayer {
 enum Control {
     Start(StartRequest, NewsSender),
     Stop(String),
+    StartLive(LiveRequest, NewsSender),
+    LiveFrame(LiveFrame, Instant),
+    StopLive(String),
 }
 
 impl AudioPlayer {
@@ -49,7 +55,7 @@ impl AudioPlayer {
         let (control, commands) = mpsc::channel();
         let output = output.to_string();
         let spawned = std::thread::Builder::new().name("dalaba-player".into()).spawn(move || {
-            let mut player = Control::thread(output);
+            let mut player = ControlThread::new(output);
             for command in commands {
                 player.handle(command);
             }
@@ -79,12 +85,31 @@ impl AudioPlayer {
     pub(super) fn stop(&mut self, entry_id: &str) {
         let _ = self.control.send(Control::Stop(entry_id.to_string()));
     }
+
+    pub(super) fn start_live(&mut self, request: LiveRequest, news: &NewsSender) {
+        if let Err(mpsc::SendError(Control::StartLive(request, news))) =
+            self.control.send(Control::StartLive(request, news.clone()))
+        {
+            let reason = "the player thread is not running".to_string();
+            let _ = news.send(News::Live(LiveNews::Failed { session_id: request.session_id, reason }));
+        }
+    }
+
+    pub(super) fn live_frame(&mut self, frame: LiveFrame, arrived: Instant) {
+        let _ = self.control.send(Control::LiveFrame(frame, arrived));
+    }
+
+    pub(super) fn stop_live(&mut self, session_id: &str) {
+        let _ = self.control.send(Control::StopLive(session_id.to_string()));
+    }
 }
 
 /// The control thread's state.
 struct ControlThread {
     name: String,
     output: Option<Output>,
+    /// The latest item's entry and its stop flag.
+    current: Option<(String, Arc<AtomicBool>)>,
 }
 
 /// An open output and the way to its mixer.
@@ -96,9 +121,10 @@ struct Output {
     _stream: Option<cpal::Stream>,
 }
 
-impl Control {
-    fn thread(name: String) -> ControlThread {
-        let mut thread = ControlThread { name, output: None };
+impl ControlThread {
+    /// Opens the output at once, so the first item costs nothing either.
+    fn new(name: String) -> ControlThread {
+        let mut thread = ControlThread { name, output: None, current: None };
         match thread.ensure_open() {
             Ok(()) => tracing::info!(output = %thread.name, "audio output open"),
             Err(e) => {
@@ -107,9 +133,7 @@ impl Control {
         }
         thread
     }
-}
 
-impl ControlThread {
     fn handle(&mut self, command: Control) {
         match command {
             Control::Start(request, news) => {
@@ -121,19 +145,46 @@ impl ControlThread {
                     }
                 };
                 let Some(mixer) = mixer else { return };
+                let stopped = Arc::new(AtomicBool::new(false));
+                if let Some((_, previous)) = self.current.replace((request.entry_id.clone(), Arc::clone(&stopped))) {
+                    previous.store(true, Ordering::Relaxed);
+                }
                 let spawned = std::thread::Builder::new().name("dalaba-decode".into()).spawn({
                     let (request, news) = (request.clone(), news.clone());
-                    move || decode(request, news, mixer)
+                    move || decode(request, news, mixer, stopped)
                 });
                 if let Err(e) = spawned {
                     fail(&news, &request, format!("cannot start a decode thread: {e}"));
                 }
             }
+            Control::StartLive(request, news) => {
+                if let Err(reason) = self.ensure_open() {
+                    tracing::error!(session_id = %request.session_id, %reason, "cannot play the live stream");
+                    let _ = news.send(News::Live(LiveNews::Failed { session_id: request.session_id, reason }));
+                    return;
+                }
+                let item = LiveItem {
+                    amplitude: request.amplitude(),
+                    session_id: request.session_id,
+                    stream_id: request.stream_id,
+                    target: clock::mono_at(request.at_ms),
+                    news,
+                };
+                self.to_mixer(Command::Live(item));
+            }
+            Control::LiveFrame(frame, arrived) => self.to_mixer(Command::LiveFrame(frame, arrived)),
+            Control::StopLive(session_id) => self.to_mixer(Command::StopLive(session_id)),
             Control::Stop(entry_id) => {
-                if let Some(o) = &self.output {
-                    let _ = o.mixer.send(Command::Stop(entry_id));
+                if let Some((_, stopped)) = self.current.take_if(|(id, _)| *id == entry_id) {
+                    stopped.store(true, Ordering::Relaxed);
                 }
             }
+        }
+    }
+
+    fn to_mixer(&self, command: Command) {
+        if let Some(o) = &self.output {
+            let _ = o.mixer.send(command);
         }
     }
 
@@ -164,7 +215,7 @@ fn fail(news: &NewsSender, request: &StartRequest, reason: String) {
 /// One item's decode thread: opens and decodes the first block, hands the
 /// item to the mixer, then keeps [`BLOCKS_AHEAD`] blocks ready until the
 /// end, a decode error, or the mixer dropping the item.
-fn decode(request: StartRequest, news: NewsSender, mixer: Sender<Command>) {
+fn decode(request: StartRequest, news: NewsSender, mixer: Sender<Command>, stopped: Arc<AtomicBool>) {
     let path = request.path.display().to_string();
     let file = match File::open(&request.path) {
         Ok(f) => f,
@@ -184,7 +235,17 @@ fn decode(request: StartRequest, news: NewsSender, mixer: Sender<Command>) {
     let (tx, rx): (SyncSender<Block>, Receiver<Block>) = mpsc::sync_channel(BLOCKS_AHEAD);
     let _ = tx.send(Ok(first));
     let target = clock::mono_at(request.at_ms);
-    let item = Item { entry_id: request.entry_id.clone(), part: request.part, target, blocks: rx, news: news.clone() };
+    let item = Item {
+        entry_id: request.entry_id.clone(),
+        part: request.part,
+        target,
+        blocks: rx,
+        news: news.clone(),
+        stopped: Arc::clone(&stopped),
+    };
+    if stopped.load(Ordering::Relaxed) {
+        return;
+    }
     if mixer.send(Command::Play(item)).is_err() {
         return fail(&news, &request, "the audio output closed".into());
     }

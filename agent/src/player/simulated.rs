@@ -2,9 +2,9 @@
 
 use tokio::task::AbortHandle;
 
-use super::StartRequest;
+use super::{LiveRequest, StartRequest};
 use crate::clock;
-use crate::core::PlaybackNews;
+use crate::core::{LiveNews, PlaybackNews};
 use crate::shell::{News, NewsSender};
 
 /// Reports `Started` at the planned instant (or at once when that has
@@ -13,6 +13,7 @@ use crate::shell::{News, NewsSender};
 #[derive(Debug, Default)]
 pub struct SimulatedPlayer {
     current: Option<(String, AbortHandle)>,
+    live: Option<(String, AbortHandle)>,
 }
 
 impl SimulatedPlayer {
@@ -36,6 +37,29 @@ impl SimulatedPlayer {
             let _ = news.send(News::Playback(PlaybackNews::Finished { entry_id, part }));
         });
         self.current = Some((entry_id, task.abort_handle()));
+    }
+
+    /// A live session: `Started` at its instant; nothing more (the core
+    /// counts the frames and ends the session).
+    pub(super) fn start_live(&mut self, request: LiveRequest, news: &NewsSender) {
+        if let Some((_, task)) = self.live.take() {
+            task.abort();
+        }
+        let news = news.clone();
+        let session_id = request.session_id.clone();
+        let task = tokio::spawn(async move {
+            let LiveRequest { session_id, at_ms, .. } = request;
+            tokio::time::sleep_until(clock::mono_at(at_ms).into()).await;
+            let at_ms = at_ms.max(clock::now().wall_ms);
+            let _ = news.send(News::Live(LiveNews::Started { session_id, at_ms }));
+        });
+        self.live = Some((session_id, task.abort_handle()));
+    }
+
+    pub(super) fn stop_live(&mut self, session_id: &str) {
+        if let Some((_, task)) = self.live.take_if(|(id, _)| id == session_id) {
+            task.abort();
+        }
     }
 
     pub(super) fn stop(&mut self, entry_id: &str) {

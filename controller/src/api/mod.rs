@@ -10,10 +10,12 @@
 //!   `content`: agents' downloads of distribution files by SHA-256.
 //! - `schedules`: schedules, quiet hours, schedule previews and the plan views.
 //! - `live`: live and emergency sessions and the microphone WebSocket.
+//! - `alerts`: CAP alerts from upstream systems (API token, emergency scope).
 //! - `openapi`: the OpenAPI document.
 //! - [`crate::link`]: the agent WebSocket (mounted here).
 
 mod agents;
+mod alerts;
 mod content;
 mod directory;
 mod error;
@@ -33,7 +35,7 @@ use axum::routing::{delete, get, post};
 use dalaba_protocol::enrol::SigningKeyInfo;
 
 pub use agents::{new_enrolment_code, secret_hash};
-pub use error::ApiError;
+pub use error::{ApiError, Detail};
 pub use openapi::OPENAPI;
 
 use crate::clock::Clock;
@@ -58,6 +60,8 @@ pub struct Settings {
     pub cert_fingerprint: String,
     /// The command-signing public key agents pin.
     pub signing_key: SigningKeyInfo,
+    /// How CAP alerts are received and broadcast.
+    pub alerts: crate::alerts::AlertSettings,
 }
 
 /// Shared state of every handler. Cloning is cheap.
@@ -139,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         .route("/live/{id}", get(live::one))
         .route("/live/{id}/stop", post(live::stop))
         .route("/live/{id}/microphone", get(live::microphone))
+        .route("/alerts", post(alerts::receive))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);
     Router::new().nest("/api/v1", api).route("/metrics", get(metrics)).merge(crate::web::routes()).with_state(state)

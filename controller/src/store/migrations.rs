@@ -201,6 +201,40 @@ pub const MIGRATIONS: &[Migration] = &[
             );
         ",
     },
+    Migration {
+        version: 7,
+        name: "API tokens and CAP alerts",
+        // Tokens are kept by the SHA-256 of the whole token; a revoked one
+        // stays, so its name is not reused and its history stays readable.
+        // A CAP alert and the alerts that update or cancel it form a thread
+        // (`thread_id`, the first alert's id); `session_id` is the live
+        // session an alert started. Sessions are not foreign keys: an alert
+        // may arrive before its session is stored, and outlives it.
+        sql: "
+            CREATE TABLE api_tokens (
+                id            INTEGER PRIMARY KEY,
+                name          TEXT NOT NULL UNIQUE,
+                secret_hash   TEXT NOT NULL UNIQUE,
+                scopes        TEXT NOT NULL,
+                created_at_ms INTEGER NOT NULL,
+                last_used_ms  INTEGER,
+                revoked_at_ms INTEGER
+            );
+            CREATE TABLE cap_alerts (
+                id             INTEGER PRIMARY KEY,
+                sender         TEXT NOT NULL,
+                identifier     TEXT NOT NULL,
+                sent           TEXT NOT NULL,
+                msg_type       TEXT NOT NULL,
+                thread_id      INTEGER NOT NULL,
+                session_id     TEXT,
+                token_name     TEXT NOT NULL,
+                received_at_ms INTEGER NOT NULL,
+                UNIQUE (sender, identifier)
+            );
+            CREATE INDEX cap_alerts_thread ON cap_alerts (thread_id);
+        ",
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -289,7 +323,7 @@ mod tests {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1, "{}", m.name);
         }
-        assert_eq!(latest_version(), 6);
+        assert_eq!(latest_version(), 7);
     }
 
     #[test]
@@ -300,10 +334,14 @@ mod tests {
         assert_eq!(current_version(&conn).expect("version"), latest_version());
         let expected = [
             "agents",
+            "api_tokens",
+            "cap_alerts",
             "desired_states",
             "enrolment_codes",
             "library_categories",
             "library_items",
+            "live_session_agents",
+            "live_sessions",
             "play_events",
             "quiet_hours",
             "regions",
@@ -377,13 +415,13 @@ mod tests {
         let path = dir.path().join("dalaba.db");
         drop(SqliteStore::open(&path).expect("open"));
         Connection::open(&path)
-            .and_then(|c| c.execute("INSERT INTO schema_migrations VALUES (7, 0)", []))
+            .and_then(|c| c.execute("INSERT INTO schema_migrations VALUES (99, 0)", []))
             .expect("pretend a newer controller ran");
         let err = SqliteStore::open(&path).expect_err("refused");
         assert_eq!(
             err.to_string(),
             format!(
-                "database schema version 7 is newer than this controller ({}); upgrade the controller",
+                "database schema version 99 is newer than this controller ({}); upgrade the controller",
                 latest_version()
             )
         );

@@ -38,6 +38,8 @@ use dalaba_schedules::QuietHours;
 use crate::directory::{CsvErrors, ImportRow, ImportSummary, NewRegion, Region, RegionPatch, ValidationError};
 use crate::library::{Category, LibraryItem, LibraryItemPatch, NewCategory, NewLibraryItem, StoredFile};
 use crate::live::{AgentReport, SessionReport};
+use crate::alerts::{AlertRecord, NewAlertRecord};
+use crate::tokens::{ApiToken, NewApiToken};
 
 /// What [`Store::record_play_events`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -184,6 +186,34 @@ pub trait Store: Send + Sync + 'static {
     /// The latest `limit` live sessions, newest first, with agent counts
     /// and without agent rows.
     fn live_sessions(&self, limit: usize) -> Result<Vec<SessionReport>, StoreError>;
+
+    // API tokens
+    /// Stores a new token; a name already used (even revoked) is a
+    /// [`StoreError::Conflict`].
+    fn create_api_token(&self, new: &NewApiToken) -> Result<ApiToken, StoreError>;
+    /// Every token, by name.
+    fn api_tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
+    /// The token whose SHA-256 is `secret_hash`, with the stored hash.
+    fn api_token_by_hash(&self, secret_hash: &str) -> Result<Option<(ApiToken, String)>, StoreError>;
+    /// Records that a token was accepted.
+    fn record_api_token_used(&self, id: i64, at_ms: i64) -> Result<(), StoreError>;
+    /// Revokes a token by name and returns it.
+    fn revoke_api_token(&self, name: &str, at_ms: i64) -> Result<ApiToken, StoreError>;
+
+    // CAP alerts
+    /// Records a received alert; one already received (same sender and
+    /// identifier) is a [`StoreError::Conflict`].
+    fn insert_alert(&self, new: &NewAlertRecord) -> Result<AlertRecord, StoreError>;
+    /// The alert a sender sent with this identifier.
+    fn alert_by_key(&self, sender: &str, identifier: &str) -> Result<Option<AlertRecord>, StoreError>;
+    /// Every alert of a thread (the first alert and its updates and
+    /// cancellations), in the order received.
+    fn alert_thread(&self, thread_id: i64) -> Result<Vec<AlertRecord>, StoreError>;
+    /// Records the live session an alert started.
+    fn set_alert_session(&self, id: i64, session_id: &str) -> Result<(), StoreError>;
+    /// Forgets an alert whose session could not start, so a retry is not a
+    /// duplicate.
+    fn delete_alert(&self, id: i64) -> Result<(), StoreError>;
 }
 
 /// The desired-state version an agent was last given, and its plan's digest.

@@ -59,6 +59,7 @@ impl Harness {
             code_ttl: Duration::from_secs(CODE_TTL_MINUTES * 60),
             cert_fingerprint: FINGERPRINT.to_owned(),
             signing_key: signer.public_info(),
+            alerts: dalaba_controller::alerts::AlertSettings::default(),
         };
         let state = AppState {
             store: Arc::new(SqliteStore::open_in_memory().expect("in-memory store")),

@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //! - `harness`: building an application, `call` and the shared fixtures.
+//! - `alerts`: CAP alerts and API tokens; `alert_cli`: the token and alert
+//!   commands of the real binary.
 //! - `directory`: region CRUD and the table of refused inputs.
 //! - `csv`: directory export and import.
 //! - `enrolment`: enrolment codes, enrolment and the agent list.
@@ -12,6 +14,8 @@
 //! - `routes`: the OpenAPI document against the router, metrics, pages, the
 //!   JSON fallback and the agent link's authentication.
 
+mod alert_cli;
+mod alerts;
 mod csv;
 mod directory;
 mod enrolment;

@@ -14,7 +14,7 @@ use crate::harness::{Harness, Payload, call, csv, enrol, enrol_request, error_me
 
 /// Every route `api::router` registers, as (method, path) in OpenAPI's
 /// spelling. Keep in step with `controller/src/api/mod.rs`.
-const ROUTES: [(&str, &str); 44] = [
+const ROUTES: [(&str, &str); 45] = [
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/controller"),
     ("get", "/api/v1/regions"),
@@ -58,6 +58,7 @@ const ROUTES: [(&str, &str); 44] = [
     ("get", "/api/v1/live/{id}"),
     ("post", "/api/v1/live/{id}/stop"),
     ("get", "/api/v1/live/{id}/microphone"),
+    ("post", "/api/v1/alerts"),
     ("get", "/metrics"),
 ];
 

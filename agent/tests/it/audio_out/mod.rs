@@ -56,18 +56,47 @@ fn file_plugin_captures_the_scheduled_tone_at_its_gain_and_volume() {
     let bytes = std::fs::read(&raw).expect("the capture file");
     let (left, right) = (s16_channel(&bytes, 2, 0), s16_channel(&bytes, 2, 1));
     assert_eq!(left, right, "every channel carries the same mono signal");
-    let first = onset(&left, 0, 1e-4).expect("the tone is in the capture");
-    let played = &left[first..];
-    let end = played.iter().rposition(|s| s.abs() > 1e-4).map_or(0, |i| i + 1);
-    let seconds = end as f64 / f64::from(RATE);
-    assert!((seconds - 2.0).abs() < 0.05, "two seconds of tone, not {seconds} s");
-    let middle = &played[RATE as usize / 4..RATE as usize * 7 / 4];
+    assert!(onset(&left, 0, 1e-4).is_some(), "the tone is in the capture");
+    // The null device is not paced: it takes the samples as fast as the
+    // callback makes them, so the (unoptimised) decoder can fall behind and
+    // the mixer insert silence (an underrun). Compare the content without
+    // the gaps.
+    let parts = stretches(&left);
+    let seconds = parts.iter().map(|p| p.len()).sum::<usize>() as f64 / f64::from(RATE);
+    assert!((seconds - 2.0).abs() < 0.02, "two seconds of tone, not {seconds} s");
+    // Frequency and level on the longest stretch without a gap.
+    let longest = parts.iter().max_by_key(|p| p.len()).expect("a stretch");
+    assert!(longest.len() > RATE as usize / 5, "a stretch of at least 0.2 s, not {} samples", longest.len());
+    let middle = &longest[RATE as usize / 100..longest.len() - RATE as usize / 100];
     let freq = zero_crossing_frequency(middle, RATE).expect("a tone");
     assert!((freq - 1000.0).abs() < 2.0, "{freq} Hz");
     // 0.5 × 10^(−3/20) × 0.7² = 0.1734 peak: −18.2 dBFS RMS.
     let expected_dbfs = 20.0 * (0.5 * 10f64.powf(gain_db / 20.0) * 0.49 / 2f64.sqrt()).log10();
     let measured = rms_dbfs(middle);
     assert!((measured - expected_dbfs).abs() < 0.5, "{measured:.2} dBFS, expected {expected_dbfs:.2}");
+}
+
+/// The stretches of sound in `x`, split at 16 or more samples of silence
+/// (a sine's own zero crossings never last that long).
+fn stretches(x: &[f32]) -> Vec<&[f32]> {
+    let mut out = Vec::new();
+    let (mut start, mut quiet) = (None, 0);
+    for (i, s) in x.iter().enumerate() {
+        if s.abs() > 1e-4 {
+            start.get_or_insert(i);
+            quiet = 0;
+        } else if let Some(from) = start {
+            quiet += 1;
+            if quiet >= 16 {
+                out.push(&x[from..=i - quiet]);
+                (start, quiet) = (None, 0);
+            }
+        }
+    }
+    if let Some(from) = start {
+        out.push(&x[from..x.len() - quiet]);
+    }
+    out
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use dalaba_protocol::link::{
     AgentMessage, AgentStatus, ControllerMessage, Heartbeat, HeartbeatAck, Refusal, RefusalReason, Welcome,
 };
+use dalaba_protocol::live::{CommandRefusal, LiveReport};
 use dalaba_protocol::state::{DesiredState, PlayEvent, PlayEventsAck, SyncReport};
 use dalaba_protocol::{MIN_SUPPORTED_VERSION, PROTOCOL_VERSION};
 
@@ -44,6 +45,10 @@ pub struct AgentRecord {
     pub duplicate_events: usize,
     /// Desired states sent, with their versions.
     pub desired_sent: Vec<(Duration, u64)>,
+    /// Live session reports, as received.
+    pub live: Vec<(Duration, LiveReport)>,
+    /// Refused commands, as received.
+    pub refused: Vec<(Duration, CommandRefusal)>,
 }
 
 impl AgentRecord {
@@ -227,8 +232,14 @@ impl FakeController {
                 record.syncs.push((t, report));
                 Reply::default()
             }
-            // Live sessions are simulated elsewhere.
-            AgentMessage::Live(_) | AgentMessage::CommandRefused(_) => Reply::default(),
+            AgentMessage::Live(report) => {
+                record.live.push((t, report));
+                Reply::default()
+            }
+            AgentMessage::CommandRefused(refusal) => {
+                record.refused.push((t, refusal));
+                Reply::default()
+            }
             AgentMessage::PlayEvents(batch) => {
                 let mut ids = Vec::new();
                 for event in batch.events {

@@ -30,8 +30,8 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
 use dalaba_agent::core::{
-    AgentCore, AmplifierCommand, ContentNews, CoreConfig, CoreEvent, DeviceSnapshot, LinkDown, LinkState, Output,
-    PersistRequest, PlaybackNews, Restore,
+    AgentCore, AmplifierCommand, ContentNews, CoreConfig, CoreEvent, DeviceSnapshot, LinkDown, LinkState, LiveNews,
+    Output, PersistRequest, PlaybackNews, Restore,
 };
 use dalaba_protocol::link::{AgentMessage, AmplifierState, ControllerMessage, Hardware};
 use dalaba_protocol::state::DesiredState;
@@ -89,6 +89,9 @@ pub struct SimAgent {
     pub alive: bool,
     /// Counts process starts; news from a previous process is dropped.
     incarnation: u32,
+    /// Counts playback starts; the fake player's news about audio stopped
+    /// since is dropped, as the real player says nothing more about it.
+    playing: u64,
     config: CoreConfig,
     /// The connection the shell holds (being opened or open).
     conn: Option<ConnId>,
@@ -160,6 +163,13 @@ enum Event {
         conn: ConnId,
         msg: ControllerMessage,
     },
+    /// A binary frame of a live stream reached the agent.
+    LiveFrame {
+        agent: usize,
+        conn: ConnId,
+        stream_id: u32,
+        seq: u32,
+    },
     /// The controller's close (or reset) of `conn` reached the agent.
     ClosedByController {
         agent: usize,
@@ -177,7 +187,9 @@ enum Event {
 #[derive(Debug)]
 enum DeviceNews {
     Amplifier(AmplifierCommand, Result<AmplifierState, String>),
-    Player(PlaybackNews),
+    /// News about the playback numbered so.
+    Player(PlaybackNews, u64),
+    Live(LiveNews),
     Content(ContentNews),
 }
 
@@ -188,6 +200,7 @@ impl Event {
             | Event::ToController { agent, .. }
             | Event::ClosedByAgent { agent, .. }
             | Event::ToAgent { agent, .. }
+            | Event::LiveFrame { agent, .. }
             | Event::ClosedByController { agent, .. }
             | Event::Device { agent, .. } => agent,
         }
@@ -240,6 +253,7 @@ impl Sim {
                     player_hangs: false,
                     alive: true,
                     incarnation: 0,
+                    playing: 0,
                     config: core_config,
                     conn: None,
                 }
@@ -357,6 +371,30 @@ impl Sim {
         self.agents[i].path.cut(from, duration);
     }
 
+    /// The controller sends `msg` to agent `i` now, on its link (if any).
+    pub fn send_to_agent(&mut self, i: usize, msg: ControllerMessage) {
+        let t = self.now();
+        let Some(conn) = self.agents[i].conn else { return };
+        for at in self.agents[i].path.transmit(Dir::Down, t) {
+            self.schedule(at, Event::ToAgent { agent: i, conn, msg: msg.clone() });
+        }
+    }
+
+    /// The controller streams `count` frames of `stream_id` to agent `i`,
+    /// one every `every` from now, numbered from `first_seq`, over the
+    /// agent's path (delayed, lost or repeated as it says).
+    pub fn stream(&mut self, i: usize, stream_id: u32, first_seq: u32, count: u32, every: Duration) {
+        let Some(conn) = self.agents[i].conn else { return };
+        let t0 = self.now();
+        for k in 0..count {
+            let sent = t0 + every * k;
+            for at in self.agents[i].path.transmit(Dir::Down, sent) {
+                let seq = first_seq.wrapping_add(k);
+                self.schedule(at, Event::LiveFrame { agent: i, conn, stream_id, seq });
+            }
+        }
+    }
+
     /// Stops the controller now: live links are reset, connections refused.
     pub fn controller_down(&mut self) {
         let t = self.now();
@@ -411,10 +449,13 @@ impl Sim {
         match event {
             Event::Device { incarnation, .. } if incarnation != self.agents[i].incarnation => {}
             Event::Device { news, .. } => {
+                let playing = self.agents[i].playing;
                 let core = &mut self.agents[i].core;
                 match news {
                     DeviceNews::Amplifier(cmd, result) => core.handle_amplifier(agent_now, cmd, result),
-                    DeviceNews::Player(news) => core.handle_playback(agent_now, news),
+                    DeviceNews::Player(news, n) if n == playing => core.handle_playback(agent_now, news),
+                    DeviceNews::Player(..) => {}
+                    DeviceNews::Live(news) => core.handle_live(agent_now, news),
                     DeviceNews::Content(news) => {
                         if let ContentNews::Cached { sha256 } = &news {
                             self.agents[i].disk.cached.insert(sha256.clone());
@@ -462,6 +503,12 @@ impl Sim {
             Event::ToAgent { conn, msg, .. } => {
                 if self.agents[i].conn == Some(conn) && !self.agents[i].path.is_cut(t) {
                     self.agents[i].core.handle_message(agent_now, msg);
+                    self.pump(i);
+                }
+            }
+            Event::LiveFrame { conn, stream_id, seq, .. } => {
+                if self.agents[i].conn == Some(conn) && !self.agents[i].path.is_cut(t) {
+                    self.agents[i].core.handle_live_frame(agent_now, stream_id, seq);
                     self.pump(i);
                 }
             }
@@ -523,26 +570,41 @@ impl Sim {
                     };
                     self.device_news(i, t, DeviceNews::Amplifier(cmd, result));
                 }
-                Output::StartPlayback { entry_id, part, sha256, .. } => {
+                Output::StartPlayback { entry_id, part, sha256, duration_ms, .. } => {
+                    self.agents[i].playing += 1;
+                    let n = self.agents[i].playing;
                     let at_ms = self.clock.wall_ms(self.agents[i].skew_ms);
                     let started = PlaybackNews::Started { entry_id: entry_id.clone(), part, at_ms };
-                    self.device_news(i, t, DeviceNews::Player(started));
+                    self.device_news(i, t, DeviceNews::Player(started, n));
+                    // It plays what is left (less than the content when resumed).
                     let news = match self.durations.get(&sha256) {
                         _ if self.agents[i].player_hangs => None,
-                        Some(ms) => Some((t + Duration::from_millis(*ms), PlaybackNews::Finished { entry_id, part })),
+                        Some(ms) => Some((
+                            t + Duration::from_millis((*ms).min(duration_ms)),
+                            PlaybackNews::Finished { entry_id, part },
+                        )),
                         None => Some((t, PlaybackNews::Failed { entry_id, part, reason: "cannot decode".into() })),
                     };
                     if let Some((at, news)) = news {
-                        self.device_news(i, at, DeviceNews::Player(news));
+                        self.device_news(i, at, DeviceNews::Player(news, n));
                     }
                 }
+                Output::StopPlayback { .. } => self.agents[i].playing += 1,
+                Output::StartLive { session_id, at_ms, .. } => {
+                    let now_ms = self.clock.wall_ms(self.agents[i].skew_ms);
+                    let at = t + Duration::from_millis(u64::try_from(at_ms - now_ms).unwrap_or(0));
+                    let at_ms = at_ms.max(now_ms);
+                    self.device_news(i, at, DeviceNews::Live(LiveNews::Started { session_id, at_ms }));
+                }
+                Output::StopLive { .. } => {}
+                Output::Persist(PersistRequest::Commands(seen)) => self.agents[i].disk.commands = seen,
                 Output::Fetch { sha256, .. } => {
                     let at = t + self.config.download_delay;
                     self.device_news(i, at, DeviceNews::Content(ContentNews::Cached { sha256 }));
                 }
                 Output::Persist(PersistRequest::DesiredState(state)) => self.agents[i].disk.desired = Some(*state),
                 Output::Persist(PersistRequest::PlayLog(log)) => self.agents[i].disk.play_log = log,
-                Output::StopPlayback { .. } | Output::Event(_) => {}
+                Output::Event(_) => {}
             }
         }
     }

@@ -5,11 +5,13 @@
 //! failing half-way; `busy_timeout` makes the second one wait.
 
 mod agents;
+mod alerts;
 mod library;
 mod live;
 mod plays;
 mod regions;
 mod schedules;
+mod tokens;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -24,6 +26,8 @@ use super::{DesiredVersion, Agent, EnrolmentCode, NewAgent, PlayEventsStored, Re
 use crate::directory::{ImportRow, ImportSummary, NewRegion, Region, RegionPatch};
 use crate::library::{Category, LibraryItem, LibraryItemPatch, NewCategory, NewLibraryItem, StoredFile};
 use crate::live::{AgentReport, SessionReport};
+use crate::alerts::{AlertRecord, NewAlertRecord};
+use crate::tokens::{ApiToken, NewApiToken};
 use crate::schedules::{ScheduleSpec, StoredSchedule, Timetable};
 use dalaba_schedules::QuietHours;
 
@@ -270,6 +274,46 @@ impl Store for SqliteStore {
 
     fn delete_library_item(&self, id: i64) -> Result<LibraryItem, StoreError> {
         library::delete(&mut self.lock(), id)
+    }
+
+    fn create_api_token(&self, new: &NewApiToken) -> Result<ApiToken, StoreError> {
+        tokens::create(&self.lock(), new)
+    }
+
+    fn api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        tokens::all(&self.lock())
+    }
+
+    fn api_token_by_hash(&self, secret_hash: &str) -> Result<Option<(ApiToken, String)>, StoreError> {
+        tokens::by_hash(&self.lock(), secret_hash)
+    }
+
+    fn record_api_token_used(&self, id: i64, at_ms: i64) -> Result<(), StoreError> {
+        tokens::record_used(&self.lock(), id, at_ms)
+    }
+
+    fn revoke_api_token(&self, name: &str, at_ms: i64) -> Result<ApiToken, StoreError> {
+        tokens::revoke(&self.lock(), name, at_ms)
+    }
+
+    fn insert_alert(&self, new: &NewAlertRecord) -> Result<AlertRecord, StoreError> {
+        alerts::insert(&mut self.lock(), new)
+    }
+
+    fn alert_by_key(&self, sender: &str, identifier: &str) -> Result<Option<AlertRecord>, StoreError> {
+        alerts::by_key(&self.lock(), sender, identifier)
+    }
+
+    fn alert_thread(&self, thread_id: i64) -> Result<Vec<AlertRecord>, StoreError> {
+        alerts::thread(&self.lock(), thread_id)
+    }
+
+    fn set_alert_session(&self, id: i64, session_id: &str) -> Result<(), StoreError> {
+        alerts::set_session(&self.lock(), id, session_id)
+    }
+
+    fn delete_alert(&self, id: i64) -> Result<(), StoreError> {
+        alerts::delete(&self.lock(), id)
     }
 }
 

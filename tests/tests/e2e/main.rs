@@ -8,6 +8,7 @@ mod dashboard;
 mod demo;
 mod faults;
 mod lifecycle;
+mod live;
 mod pages;
 mod plays;
 mod relay;

@@ -25,7 +25,7 @@ pub mod core;
 pub mod devices;
 pub mod identity;
 pub mod net;
-pub mod relay;
 pub mod player;
+pub mod relay;
 pub mod shell;
 pub mod simulate;

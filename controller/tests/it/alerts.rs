@@ -12,7 +12,6 @@ use crate::harness::{Harness, T0, create, error_message, fetch, id};
 
 pub const ZH: &str = include_str!("../fixtures/cap/alert-zh.xml");
 pub const EN: &str = include_str!("../fixtures/cap/alert-en.xml");
-#[allow(dead_code)] // used by alert_sessions
 pub const UPDATE: &str = include_str!("../fixtures/cap/update-zh.xml");
 pub const CANCEL: &str = include_str!("../fixtures/cap/cancel-zh.xml");
 

@@ -15,6 +15,7 @@
 //!   JSON fallback and the agent link's authentication.
 
 mod alert_cli;
+mod alert_sessions;
 mod alerts;
 mod csv;
 mod directory;

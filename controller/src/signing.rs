@@ -58,9 +58,8 @@ impl CommandSigner {
 
     /// Signs `payload`'s UTF-8 bytes as they are.
     pub fn sign_payload(&self, payload: String) -> SignedCommand {
-        let signature = match self.algorithm() {
-            SignatureAlgorithm::Ed25519 => hex::encode(self.key.sign(payload.as_bytes()).to_bytes()),
-        };
+        // The key is an Ed25519 key; another algorithm would be another key type.
+        let signature = hex::encode(self.key.sign(payload.as_bytes()).to_bytes());
         SignedCommand { payload, algorithm: self.algorithm(), key_id: self.key_id.clone(), signature }
     }
 

@@ -58,6 +58,11 @@ pub struct SigningKeyInfo {
 pub enum SignatureAlgorithm {
     /// Ed25519 (RFC 8032).
     Ed25519,
+    /// An algorithm this build does not know (named by a newer peer, say
+    /// `sm2`). It decodes, so a command signed with it is refused as signed
+    /// by an unknown key rather than closing the link as a protocol error.
+    #[serde(other)]
+    Unknown,
 }
 
 /// Error body of every failed API call, enrolment included.

@@ -81,6 +81,10 @@ impl PinnedKey {
                     }
                 }
             }
+            SignatureAlgorithm::Unknown => PinnedKey::Unusable(format!(
+                "the pinned key {} uses a signature algorithm this agent build does not know",
+                info.key_id
+            )),
         }
     }
 
@@ -284,6 +288,13 @@ pub(super) mod tests {
         bad.public_key = "00".into();
         let mut broken = CommandGate::new(PinnedKey::from_info(Some(&bad)));
         check(&mut broken, &sign(&stop("c9", 1_000)), 2_000, Err(RefusalCode::UnknownKey));
+
+        // A newer controller signing with an algorithm this build does not
+        // know: the message decodes, and the command is refused, not the link.
+        let wire = serde_json::to_string(&sign(&stop("c10", 1_000))).expect("json").replace("\"ed25519\"", "\"sm2\"");
+        let sm2: SignedCommand = serde_json::from_str(&wire).expect("an unknown algorithm still decodes");
+        assert_eq!(sm2.algorithm, SignatureAlgorithm::Unknown);
+        check(&mut gate, &sm2, 2_000, Err(RefusalCode::UnknownKey));
     }
 
     #[test]

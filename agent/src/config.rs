@@ -96,7 +96,7 @@ pub struct AudioConfig {
 
 impl AudioConfig {
     fn default_start_lead_ms() -> u64 {
-        500
+        1500
     }
 
     /// The player's pre-roll.
@@ -218,7 +218,7 @@ mod tests {
             ("cache_budget_mb = 2048", "cache_budget_mb = -1", "cache_budget_mb"),
             ("[audio]", "[audio]\nvolume = 3", "volume"),
             ("output = \"default\"", "output = \" \"", "audio.output"),
-            ("start_lead_ms = 500", "start_lead_ms = 10", "audio.start_lead_ms"),
+            ("start_lead_ms = 1500", "start_lead_ms = 10", "audio.start_lead_ms"),
             ("level = \"info\"", "level = \"[[[\"", "log.level"),
         ] {
             let text = DEFAULT_CONFIG.replace(from, to);

@@ -35,7 +35,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use dalaba_protocol::link::AgentMessage;
+use dalaba_protocol::link::{AgentMessage, NowPlaying};
 use dalaba_protocol::live::{
     CommandAction, CommandRefusal, LIVE_SILENCE_MS, LiveReport, LiveStart, LiveState, LiveStop, RefusalCode,
     SignedCommand,
@@ -202,6 +202,13 @@ impl Live {
         if self.session.is_some() {
             self.report(ctx, playback, fx);
         }
+    }
+
+    /// What the session on the air is called and since when its audio
+    /// plays (`None` while it warms up).
+    pub(super) fn now_playing(&self) -> Option<NowPlaying> {
+        let s = self.session.as_ref()?;
+        Some(NowPlaying { title: s.start.title.clone(), since_ms: s.started_ms? })
     }
 
     /// The session on the air: its id and stream.

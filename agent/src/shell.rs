@@ -141,10 +141,10 @@ pub async fn run(
                     }
                     core.handle_amplifier(clock::now(), cmd, result.map_err(|e| e.to_string()));
                 }
-                Output::StartPlayback { entry_id, part, sha256, gain_db, volume, at_ms, duration_ms, offset_ms: _ } => {
-                    tracing::info!(%agent, %entry_id, part, %sha256, gain_db, volume, at_ms, "starting playback");
+                Output::StartPlayback { entry_id, part, sha256, gain_db, volume, at_ms, duration_ms, offset_ms } => {
+                    tracing::info!(%agent, %entry_id, part, %sha256, gain_db, volume, at_ms, offset_ms, "starting playback");
                     let path = cache.path(&sha256);
-                    let request = StartRequest { entry_id, part, path, gain_db, volume, at_ms, duration_ms };
+                    let request = StartRequest { entry_id, part, path, gain_db, volume, at_ms, offset_ms, duration_ms };
                     player.start(request, &news_tx);
                 }
                 Output::StopPlayback { entry_id, reason } => {

@@ -85,6 +85,9 @@ pub struct StartRequest {
     /// Wall clock (Unix ms) at which the first sample should leave the
     /// output; in the past means at once.
     pub at_ms: i64,
+    /// How far into the audio to begin, in ms: a preempted item resumes
+    /// where it stopped. Zero for an item from its beginning.
+    pub offset_ms: u64,
     /// The planned length, in ms (the simulated player's only measure).
     pub duration_ms: u64,
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{BufferSize, FromSample, OutputCallbackInfo, SizedSample, StreamConfig};
-use dalaba_audio::StreamDecoder;
+use dalaba_audio::{AudioError, StreamDecoder};
 
 use dalaba_protocol::live::LiveFrame;
 
@@ -227,8 +227,15 @@ fn decode(request: StartRequest, news: NewsSender, mixer: Sender<Command>, stopp
     };
     let amplitude = request.amplitude();
     let scaled = |block: &[f32]| block.iter().map(|s| s * amplitude).collect::<Vec<f32>>();
-    let first = match decoder.next_block() {
-        Ok(Some(block)) => scaled(block),
+    let skip = (u128::from(request.offset_ms) * u128::from(RATE) / 1000) as usize;
+    let first = match first_block_after(&mut decoder, skip) {
+        Ok(Some(block)) => scaled(&block),
+        Ok(None) if skip > 0 => {
+            // Resumed at (or past) its end: nothing is left to play.
+            let finished = PlaybackNews::Finished { entry_id: request.entry_id, part: request.part };
+            let _ = news.send(News::Playback(finished));
+            return;
+        }
         Ok(None) => return fail(&news, &request, format!("{path} holds no audio")),
         Err(e) => return fail(&news, &request, format!("cannot play {path}: {e}")),
     };
@@ -262,6 +269,20 @@ fn decode(request: StartRequest, news: NewsSender, mixer: Sender<Command>, stopp
             return;
         }
     }
+}
+
+/// The first block after the first `skip` samples, which are decoded and
+/// dropped (a preempted item resuming where it stopped; the decoder cannot
+/// seek, and decoding is many times faster than real time). `None` when
+/// the audio ends first.
+fn first_block_after(decoder: &mut StreamDecoder, mut skip: usize) -> Result<Option<Vec<f32>>, AudioError> {
+    while let Some(block) = decoder.next_block()? {
+        if skip < block.len() {
+            return Ok(Some(block[skip..].to_vec()));
+        }
+        skip -= block.len();
+    }
+    Ok(None)
 }
 
 /// Opens an ALSA device through cpal: 48 kHz, stereo (every channel the
@@ -357,4 +378,52 @@ fn open_null() -> Result<Sender<Command>, String> {
         })
         .map(|_| tx)
         .map_err(|e| format!("cannot start the null output: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+
+    /// A mono 16-bit WAV at 48 kHz whose sample `i` is `i % 30_000`.
+    fn ramp_wav(n: u32) -> Vec<u8> {
+        let mut wav = Vec::new();
+        for chunk in [&b"RIFF"[..], &(36 + 2 * n).to_le_bytes(), b"WAVEfmt ", &16u32.to_le_bytes()] {
+            wav.extend_from_slice(chunk);
+        }
+        for chunk in [&1u16.to_le_bytes()[..], &1u16.to_le_bytes(), &RATE.to_le_bytes(), &(2 * RATE).to_le_bytes()] {
+            wav.extend_from_slice(chunk);
+        }
+        for chunk in [&2u16.to_le_bytes()[..], &16u16.to_le_bytes(), b"data", &(2 * n).to_le_bytes()] {
+            wav.extend_from_slice(chunk);
+        }
+        for i in 0..n {
+            wav.extend_from_slice(&((i % 30_000) as i16).to_le_bytes());
+        }
+        wav
+    }
+
+    fn open(n: u32) -> StreamDecoder {
+        StreamDecoder::open(Cursor::new(ramp_wav(n)), Some("wav")).expect("a WAV file")
+    }
+
+    /// Regression: the shell dropped `offset_ms`, so a preempted item
+    /// resumed from its beginning instead of where it stopped.
+    #[test]
+    fn a_resumed_item_begins_at_its_offset() {
+        let value = |s: f32| (s * 32768.0).round() as u32;
+        for skip in [0, 1, 12_000, 24_001] {
+            let mut decoder = open(48_000);
+            let first = first_block_after(&mut decoder, skip).expect("decodes").expect("audio left");
+            assert_eq!(value(first[0]), skip as u32 % 30_000, "skip {skip}");
+            let mut left = first.len();
+            while let Some(block) = decoder.next_block().expect("decodes") {
+                left += block.len();
+            }
+            assert_eq!(left, 48_000 - skip, "skip {skip}");
+        }
+        let mut decoder = open(4_800);
+        assert!(first_block_after(&mut decoder, 4_800).expect("decodes").is_none(), "nothing left");
+    }
 }

@@ -83,6 +83,7 @@ mod tests {
             gain_db: 0.0,
             volume: 70,
             at_ms,
+            offset_ms: 0,
             duration_ms,
         }
     }

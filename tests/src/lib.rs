@@ -5,6 +5,8 @@
 //! # Layout
 //! - [`bins`]: locating (and if needed building) the two binaries.
 //! - [`proc`]: child processes that are killed when dropped.
+//! - [`proxy`]: a TCP proxy that cuts connections on demand.
+//! - [`pulse`]: capturing an agent's audio, paced in real time.
 //! - [`relay`]: Modbus RTU and raw serial relay boards on pseudo-terminals.
 //! - [`api`]: a small HTTPS client for the controller's JSON API.
 //! - [`webdriver`]: headless Chromium through chromedriver.
@@ -13,6 +15,8 @@
 pub mod api;
 pub mod bins;
 pub mod proc;
+pub mod proxy;
+pub mod pulse;
 pub mod relay;
 pub mod webdriver;
 

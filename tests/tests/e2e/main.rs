@@ -9,6 +9,7 @@ mod demo;
 mod faults;
 mod lifecycle;
 mod live;
+mod live_agents;
 mod pages;
 mod plays;
 mod relay;

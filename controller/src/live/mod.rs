@@ -96,6 +96,14 @@ impl LivePriority {
             LivePriority::Emergency => Priority::Emergency,
         }
     }
+
+    /// The amplifier warm-up agents wait before the audio of such a session.
+    pub fn warmup_ms(self) -> u64 {
+        match self {
+            LivePriority::Emergency => EMERGENCY_WARMUP_MS,
+            LivePriority::Paging => PlaybackSettings::default().warmup_ms,
+        }
+    }
 }
 
 /// Where a session's audio comes from.
@@ -369,7 +377,18 @@ impl Live {
             let why = format!("preempted by emergency session {session_id}");
             self.finish(st, &id, &why).await;
         }
-        source::spawn(st.clone(), session_id.clone(), prepared, pcm, stop, Duration::from_millis(max_duration_ms));
+        // Recorded audio waits for the agents' amplifiers to warm up (they
+        // drop what arrives before), so a notice is heard from its first word.
+        let lead = Duration::from_millis(req.priority.warmup_ms()) + source::COMMAND_MARGIN;
+        source::spawn(
+            st.clone(),
+            session_id.clone(),
+            prepared,
+            pcm,
+            stop,
+            Duration::from_millis(max_duration_ms),
+            lead,
+        );
         Ok(SessionInfo {
             microphone_path: (req.source == Source::Microphone)
                 .then(|| format!("/api/v1/live/{session_id}/microphone")),
@@ -656,10 +675,7 @@ impl Live {
             title: s.report.title.clone(),
             volume: s.report.volume,
             gain_db: s.gain_db,
-            warmup_ms: match s.priority {
-                LivePriority::Emergency => EMERGENCY_WARMUP_MS,
-                LivePriority::Paging => PlaybackSettings::default().warmup_ms,
-            },
+            warmup_ms: s.priority.warmup_ms(),
             max_duration_ms: s
                 .max_duration_ms
                 .saturating_sub(u64::try_from(now - s.report.started_at_ms).unwrap_or(0))

@@ -126,8 +126,15 @@ pub(super) async fn prepare(st: &AppState, source: &Source) -> Result<Prepared, 
     }
 }
 
+/// How long after the start commands go out their agents are taken to
+/// have them (the link's latency, the agent's checks).
+pub(super) const COMMAND_MARGIN: Duration = Duration::from_millis(300);
+
 /// Runs the session's source until it ends, `stop` is cancelled, or
-/// `max` passes; a source that ends on its own ends the session.
+/// `max` passes; a source that ends on its own ends the session. A
+/// recorded source (a file, spoken text) starts `lead` from now, when the
+/// agents' amplifiers are warm; the microphone is sent as it comes (the
+/// console tells the operator when to speak).
 pub(super) fn spawn(
     st: AppState,
     session_id: String,
@@ -135,6 +142,7 @@ pub(super) fn spawn(
     pcm: Option<mpsc::Receiver<Vec<f32>>>,
     stop: CancellationToken,
     max: Duration,
+    lead: Duration,
 ) {
     tokio::spawn(async move {
         let (tx, rx) = mpsc::channel(PACKETS_AHEAD);
@@ -152,7 +160,7 @@ pub(super) fn spawn(
                 false
             }
         };
-        let reason = pace(&st, &session_id, rx, paced, &stop, max).await;
+        let reason = pace(&st, &session_id, rx, paced.then_some(lead), &stop, max).await;
         if let Some(reason) = reason {
             st.live.finish(&st, &session_id, &reason).await;
         }
@@ -162,18 +170,20 @@ pub(super) fn spawn(
 /// Packets from a producer: `Err` ends the source with its reason.
 type Packets = mpsc::Receiver<Result<Vec<u8>, String>>;
 
-/// Sends packets in real time (file sources) or as they come (the
-/// microphone); returns why the source ended, or `None` when stopped.
+/// Sends packets in real time from `lead` on (file sources) or as they
+/// come (the microphone, `lead` none); returns why the source ended, or
+/// `None` when stopped.
 async fn pace(
     st: &AppState,
     session_id: &str,
     mut rx: Packets,
-    paced: bool,
+    lead: Option<Duration>,
     stop: &CancellationToken,
     max: Duration,
 ) -> Option<String> {
-    let start = Instant::now();
-    let deadline = start + max;
+    let paced = lead.is_some();
+    let start = Instant::now() + lead.unwrap_or_default();
+    let deadline = Instant::now() + max;
     let mut n: u32 = 0;
     let ended = loop {
         let next = tokio::select! {

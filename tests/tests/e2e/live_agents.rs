@@ -386,7 +386,10 @@ async fn an_emergency_preempts_a_scheduled_item_which_resumes_where_it_stopped()
 
     // The audio: 500 Hz, then 1500 Hz, then 500 Hz again, never together.
     let t = Timeline::of(&v.capture, &[ITEM_HZ, EMERGENCY_HZ]);
-    let runs = t.tone_runs(15);
+    // Runs of one tone up to 600 ms apart count as one: on a loaded machine
+    // the stream can stall for a few hundred milliseconds (concealed, then
+    // caught up); what matters here is the order of the tones.
+    let runs = t.tone_runs(60);
     let order: Vec<Heard> = runs.iter().map(|r| r.heard).collect();
     assert_eq!(order, vec![Heard::Tone(0), Heard::Tone(1), Heard::Tone(0)], "{runs:?}");
     assert!(t.mixed() <= 2, "{} windows hold both tones", t.mixed());
@@ -477,11 +480,10 @@ async fn three_agents_play_one_paging_session_from_the_library() {
         let heard = t.seconds_of(0);
         let runs = t.tone_runs(15);
         eprintln!("{agent_id}: {heard:.2} s of the tone in {} run(s)", runs.len());
-        // Paging warms the amplifier up for the default 2 s while the
-        // stream runs on live: up to the first two seconds are not heard
-        // (the jitter buffer keeps the latest frames during the warm-up).
-        let least = SECS - WARMUP_MS as f64 / 1000.0 - 0.3;
-        assert!((least..SECS + 0.3).contains(&heard), "{agent_id}: {heard:.2} s of the tone");
+        // A recorded source waits for the amplifiers' warm-up: the whole
+        // notice is heard, from its first word.
+        // (Loss concealment under load can stretch the tone a little.)
+        assert!((SECS - 0.3..SECS + 0.7).contains(&heard), "{agent_id}: {heard:.2} s of the tone");
         assert_eq!(runs.len(), 1, "{agent_id}: one stretch of tone: {runs:?}");
     }
 }
@@ -551,7 +553,8 @@ async fn an_agent_cut_off_mid_session_rejoins_within_a_second_of_reconnecting() 
     assert_eq!(report["end_reason"], "played out", "{report}");
     let from_ms = a["playing_from_ms"].as_i64().expect("played");
     let t = Timeline::of(&v.capture, &[HZ]);
-    let runs = t.tone_runs(15);
+    // Glitches under load up to 600 ms are bridged; the 2 s outage is not.
+    let runs = t.tone_runs(60);
     assert_eq!(runs.len(), 2, "the tone, an outage, the tone: {runs:?}");
     let wall_at = |window: usize| from_ms - ms(runs[0].from) + ms(window);
     let heard_again = wall_at(runs[1].from) - welcomed[1];

@@ -1,7 +1,8 @@
 //! A minimal WebDriver client for headless Chromium through chromedriver
 //! (Debian packages `chromium` and `chromium-driver`): start a session, open
-//! a page, run a script, type into an element (a file input takes a path),
-//! take a screenshot.
+//! a page, run a script, click or type into an element (a file input takes
+//! a path), take a screenshot. Extra Chromium switches (a fake microphone
+//! fed from a WAV file, say) go through [`Browser::start_with`].
 
 use std::time::Duration;
 
@@ -26,6 +27,12 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium session that accepts the
     /// test controller's self-signed certificate.
     pub async fn start() -> anyhow::Result<Browser> {
+        Browser::start_with(&[]).await
+    }
+
+    /// Like [`Browser::start`], with `extra` Chromium switches, e.g.
+    /// `--use-fake-device-for-media-stream`.
+    pub async fn start_with(extra: &[String]) -> anyhow::Result<Browser> {
         let driver_bin = std::path::Path::new("/usr/bin/chromedriver");
         anyhow::ensure!(
             driver_bin.exists(),
@@ -42,17 +49,28 @@ impl Browser {
         })
         .await?;
         let profile = tempfile::tempdir()?;
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1366,900",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        args.extend_from_slice(extra);
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "acceptInsecureCerts": true,
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--window-size=1366,900",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ]
+                "args": args,
             }
         }}});
         let answer = api.post("/session", &caps).await?;
@@ -85,12 +103,25 @@ impl Browser {
     /// user would; for an `<input type="file">`, `text` is the path of the
     /// file to choose (WebDriver "Element Send Keys").
     pub async fn send_keys(&self, selector: &str, text: &str) -> anyhow::Result<()> {
+        let element = self.element(selector).await?;
+        self.command(&format!("element/{element}/value"), json!({ "text": text })).await.map(|_| ())
+    }
+
+    /// Clicks the first element matching the CSS `selector` as a user would
+    /// (WebDriver "Element Click"): the page gets a user activation, which
+    /// starting an audio context needs, unlike a script's `click()`.
+    pub async fn click(&self, selector: &str) -> anyhow::Result<()> {
+        let element = self.element(selector).await?;
+        self.command(&format!("element/{element}/click"), json!({})).await.map(|_| ())
+    }
+
+    /// The WebDriver id of the first element matching the CSS `selector`.
+    async fn element(&self, selector: &str) -> anyhow::Result<String> {
         let found = self.command("element", json!({ "using": "css selector", "value": selector })).await?;
-        let element = found[ELEMENT_KEY]
+        Ok(found[ELEMENT_KEY]
             .as_str()
             .ok_or_else(|| anyhow::anyhow!("no element id for {selector}: {found}"))?
-            .to_string();
-        self.command(&format!("element/{element}/value"), json!({ "text": text })).await.map(|_| ())
+            .to_string())
     }
 
     /// Waits until `script` returns a truthy value; returns it.

@@ -1,5 +1,6 @@
 // The two languages: the dictionary, t() to look a string up in the
 // current one (state.lang), and choosing it.
+import { LIVE } from './i18n-live.js';
 import { PAGES } from './i18n-pages.js';
 import { state } from './state.js';
 
@@ -245,9 +246,9 @@ const I18N = {
   },
 };
 
-// The pages' strings (i18n-pages.js) join the dashboard's.
-Object.assign(I18N.zh, PAGES.zh);
-Object.assign(I18N.en, PAGES.en);
+// The pages' strings (i18n-pages.js, i18n-live.js) join the dashboard's.
+Object.assign(I18N.zh, PAGES.zh, LIVE.zh);
+Object.assign(I18N.en, PAGES.en, LIVE.en);
 
 export function t(key, ...args) {
   const dict = I18N[state.lang] || I18N.zh;

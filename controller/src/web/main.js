@@ -53,6 +53,21 @@
 //     [data-plan-item="<schedule id>"] and [data-plan-skipped]
 //   village day: [data-plan-item="<schedule id>"] rows,
 //     [data-play-event][data-outcome], [data-amp-confirmed]
+//   live console (#/live, #/live/<id>): [data-live-form],
+//     [data-live-priority="paging|emergency"], [data-live-source=
+//     "microphone|library|text"], [data-live-item], [data-live-text],
+//     [data-live-title], [data-live-volume], the targets as in the editor,
+//     [data-live-start], [data-live-confirm] (a dialog) with
+//     [data-live-confirm-text] and [data-live-confirm-ok],
+//     [data-live-error][data-status="409|422|…"], [data-live-new];
+//     [data-live-session="<id>"][data-ended] holding [data-live-elapsed],
+//     [data-mic-level][data-peak-db][data-chunks], [data-live-stop],
+//     [data-live-village="<id>"][data-state="offline|sent|receiving|
+//     playing|refused|preempted|ended|none"][data-amp="on|waiting"], and
+//     after the end [data-live-report][data-played][data-villages] with
+//     rows [data-report-agent][data-report-village][data-played] and
+//     [data-frames-lost]; the session lists' rows [data-live-row="<id>"]
+//     [data-live="true|false"]
 //
 // The modules, each one responsibility: state.js (shared state, DOM
 // helpers), i18n.js (strings), format.js (times, sizes), api.js (requests),
@@ -61,8 +76,10 @@
 // (enrolment codes), remove.js (removing an agent), sync.js (loading,
 // retry banner, event stream); the pages: router.js (views by hash),
 // ui.js (page helpers), library.js, schedules.js (list, quiet hours),
-// editor.js with recurrence.js and targets.js, week.js, villageday.js;
-// i18n-pages.js holds their strings. This one wires them up. The imports form no
+// editor.js with recurrence.js and targets.js, week.js, villageday.js,
+// the live console live.js with livesession.js and mic.js (whose
+// AudioWorklet, mic-worklet.js, is loaded by URL); i18n-pages.js and
+// i18n-live.js hold their strings. This one wires them up. The imports form no
 // cycle. errors.js, the error collector, is a classic script that
 // index.html loads before this module.
 import { initEnrol } from './enrol.js';

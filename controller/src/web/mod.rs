@@ -59,6 +59,11 @@ const ASSETS: &[Asset] = &[
     Asset { name: "targets.js", content_type: JS, body: include_str!("targets.js") },
     Asset { name: "week.js", content_type: JS, body: include_str!("week.js") },
     Asset { name: "villageday.js", content_type: JS, body: include_str!("villageday.js") },
+    Asset { name: "i18n-live.js", content_type: JS, body: include_str!("i18n-live.js") },
+    Asset { name: "live.js", content_type: JS, body: include_str!("live.js") },
+    Asset { name: "livesession.js", content_type: JS, body: include_str!("livesession.js") },
+    Asset { name: "mic.js", content_type: JS, body: include_str!("mic.js") },
+    Asset { name: "mic-worklet.js", content_type: JS, body: include_str!("mic-worklet.js") },
 ];
 
 /// Routes of the embedded pages.
@@ -111,13 +116,13 @@ mod tests {
         found
     }
 
-    /// The assets `index.html` names and the modules each script imports,
-    /// as (who refers, name).
+    /// The assets `index.html` names, the modules each script imports and
+    /// the AudioWorklet modules it loads by URL, as (who refers, name).
     fn references() -> Vec<(&'static str, &'static str)> {
         let mut refs: Vec<_> = between(INDEX, "\"/assets/", '"').into_iter().map(|n| ("index.html", n)).collect();
         for a in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
             for quote in ['\'', '"'] {
-                for open in [format!("from {quote}./"), format!("import {quote}./")] {
+                for open in [format!("from {quote}./"), format!("import {quote}./"), format!("{quote}/assets/")] {
                     refs.extend(between(a.body, &open, quote).into_iter().map(|n| (a.name, n)));
                 }
             }
@@ -159,7 +164,7 @@ mod tests {
 
     #[test]
     fn every_page_string_is_in_both_languages() {
-        for file in ["i18n.js", "i18n-pages.js"] {
+        for file in ["i18n.js", "i18n-pages.js", "i18n-live.js"] {
             let source = ASSETS.iter().find(|a| a.name == file).expect("embedded").body;
             let (zh, en) = (dictionary_keys(source, "zh"), dictionary_keys(source, "en"));
             assert!(zh.len() > 20, "{file}: {zh:?}");

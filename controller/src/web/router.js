@@ -6,10 +6,13 @@
 //   #/schedules/<id>         editing a schedule
 //   #/week?start=&region=    the week view
 //   #/village/<id>/<day>     one village's day: plan and proof of play
+//   #/live                   the live console: start, watch, stop a session
+//   #/live/<id>              one live session: its villages live, its report
 // body[data-view] names the view; each page is a fresh <section
 // data-page="…"> in #page that sets data-loaded="true" once its data is in.
 import { mountEditor } from './editor.js';
 import { mountLibrary } from './library.js';
+import { mountLive } from './live.js';
 import { closePanel } from './panel.js';
 import { mountSchedules } from './schedules.js';
 import { $ } from './state.js';
@@ -23,6 +26,8 @@ const ROUTES = [
   { re: /^\/schedules\/new$/, view: 'schedule', nav: 'schedules', mount: (s) => mountEditor(s, null) },
   { re: /^\/schedules\/(\d+)$/, view: 'schedule', nav: 'schedules', mount: (s, m) => mountEditor(s, Number(m[1])) },
   { re: /^\/week$/, view: 'week', nav: 'week', mount: (s, m, q) => mountWeek(s, q) },
+  { re: /^\/live$/, view: 'live', nav: 'live', mount: (s) => mountLive(s, null) },
+  { re: /^\/live\/([A-Za-z0-9_.-]+)$/, view: 'live-session', nav: 'live', mount: (s, m) => mountLive(s, m[1]) },
   {
     re: /^\/village\/(\d+)(?:\/([0-9-]+))?$/,
     view: 'village-day',

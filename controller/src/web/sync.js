@@ -163,6 +163,7 @@ export function connectEvents() {
     if (reloadOnOpen || lastError) {
       reloadOnOpen = false;
       requestLoad(false);
+      for (const fn of liveListeners) fn(null);
     }
   });
   es.addEventListener('error', () => {
@@ -187,7 +188,28 @@ export function connectEvents() {
     }
     onAgentEvent(a);
   });
-  es.addEventListener('resync', () => requestLoad(false));
+  es.addEventListener('live', (ev) => {
+    let e;
+    try {
+      e = JSON.parse(ev.data);
+    } catch (_) {
+      return;
+    }
+    for (const fn of liveListeners) fn(e);
+  });
+  es.addEventListener('resync', () => {
+    requestLoad(false);
+    for (const fn of liveListeners) fn(null);
+  });
+}
+
+// Who hears the stream's live-session events (the live console): `fn(event)`
+// for each, `fn(null)` when some may have been missed (reload). Returns the
+// function that stops it.
+const liveListeners = new Set();
+export function onLiveEvent(fn) {
+  liveListeners.add(fn);
+  return () => liveListeners.delete(fn);
 }
 
 function onAgentEvent(a) {

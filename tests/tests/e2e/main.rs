@@ -4,6 +4,7 @@
 
 mod broadcast;
 mod cluster;
+mod console;
 mod dashboard;
 mod demo;
 mod faults;

@@ -1,0 +1,440 @@
+//! The live console in headless Chromium against real processes: a fake
+//! microphone fed from a WAV tone, picked up by the page's AudioWorklet and
+//! sent on the microphone WebSocket, reaches three real agents whose ALSA
+//! `file` outputs then hold that tone; the page shows the villages playing
+//! and the report afterwards. And the server's refusals on the page: a
+//! second equal-priority session on a held village (409), a village
+//! without an agent (422).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dalaba_audio::level::{rms_dbfs, zero_crossing_frequency};
+use dalaba_e2e::proc::Proc;
+use dalaba_e2e::webdriver::Browser;
+use dalaba_e2e::{bins, wait_for};
+use serde_json::{Value, json};
+
+use crate::cluster::{Cluster, start_agent};
+
+const WAIT: Duration = Duration::from_secs(30);
+const RATE: u32 = 48_000;
+const TONE_HZ: f64 = 1000.0;
+/// Seconds of tone in the WAV file; Chromium loops it.
+const TONE_SECS: u32 = 4;
+/// How long the microphone plays before the test stops the session.
+const ON_AIR: Duration = Duration::from_secs(3);
+
+/// ALSA's default device as the `file` plugin over `null`, 16-bit stereo;
+/// each agent names its capture file in `ALSA_TEST_PCM_FILE`.
+const ASOUNDRC: &str = r#"
+pcm.!default {
+    type plug
+    slave { pcm "tap"; format S16_LE; rate 48000; channels 2 }
+}
+pcm.tap {
+    type file
+    slave.pcm "null"
+    file { @func getenv vars [ ALSA_TEST_PCM_FILE ] default "/tmp/dalaba-e2e.raw" }
+    format "raw"
+}
+"#;
+
+/// A mono 16-bit 48 kHz WAV file of a 1 kHz tone (a whole number of
+/// periods, so Chromium's loop joins without a click).
+fn write_tone(path: &Path) {
+    let n = RATE * TONE_SECS;
+    let mut wav = Vec::with_capacity(44 + 2 * n as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + 2 * n).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&RATE.to_le_bytes());
+    wav.extend_from_slice(&(2 * RATE).to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(2 * n).to_le_bytes());
+    for i in 0..n {
+        let s = 0.5 * (std::f64::consts::TAU * TONE_HZ * f64::from(i) / f64::from(RATE)).sin();
+        wav.extend_from_slice(&((s * 32767.0).round() as i16).to_le_bytes());
+    }
+    std::fs::write(path, wav).expect("write the tone");
+}
+
+/// Chromium with a fake microphone that plays `wav`, granted without asking.
+async fn browser_with_microphone(wav: &Path) -> Browser {
+    let args = [
+        "--use-fake-ui-for-media-stream".to_string(),
+        "--use-fake-device-for-media-stream".to_string(),
+        format!("--use-file-for-fake-audio-capture={}", wav.display()),
+    ];
+    Browser::start_with(&args).await.expect("browser")
+}
+
+/// One village's real agent, playing into its own capture file.
+struct VillageAgent {
+    village: i64,
+    raw: PathBuf,
+    proc: Proc,
+}
+
+async fn start_village_agent(c: &Cluster, n: usize, xdg: &Path) -> VillageAgent {
+    let village = c.village_id(n).await;
+    let dir = c.enrol_agent(&format!("village-{n}"), village).await;
+    let config = dir.with_extension("toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nstate_dir = \"{}\"\n[amplifier]\ndriver = \"simulated\"\n[audio]\noutput = \"default\"\n\
+             [link]\nbackoff_max_secs = 2\ndevice_poll_secs = 1\n[log]\nformat = \"text\"\nlevel = \"info\"\n",
+            dir.display()
+        ),
+    )
+    .expect("agent config");
+    let raw = c.dir.path().join(format!("captured-{n}.raw"));
+    let proc = Proc::spawn(
+        &format!("agent-{n}"),
+        &bins::agent(),
+        &["--config", config.to_str().expect("utf-8"), "run"],
+        &[("XDG_CONFIG_HOME", xdg.to_str().expect("utf-8")), ("ALSA_TEST_PCM_FILE", raw.to_str().expect("utf-8"))],
+    )
+    .expect("agent starts");
+    VillageAgent { village, raw, proc }
+}
+
+/// Opens `hash` and waits until the page's data is in.
+async fn open_page(browser: &Browser, c: &Cluster, hash: &str, page: &str) {
+    browser.open(&format!("{}/{hash}", c.url())).await.expect("open");
+    browser
+        .wait_until(
+            &format!("the {page} page loaded"),
+            &format!(
+                "return document.body.dataset.ready === 'true' && \
+                 !!document.querySelector('#page > [data-page=\"{page}\"][data-loaded=\"true\"] [data-live-form]');"
+            ),
+            WAIT,
+        )
+        .await
+        .expect("page loaded");
+}
+
+/// Runs `script` in the page (statements, no return needed).
+async fn run(browser: &Browser, script: &str) {
+    browser.eval(&format!("{script}; return true;")).await.expect("script runs");
+}
+
+/// Ticks the target box of each village (they sit in collapsed township lists).
+async fn pick_villages(browser: &Browser, villages: &[i64]) {
+    for v in villages {
+        run(browser, &format!("document.querySelector('[data-target-village=\"{v}\"]').click()")).await;
+    }
+}
+
+/// Presses the start button and confirms; returns the confirmation's text.
+async fn start_and_confirm(browser: &Browser) -> String {
+    browser.click("[data-live-start]").await.expect("start");
+    let text = browser
+        .wait_until(
+            "the confirmation",
+            "const d = document.querySelector('[data-live-confirm]'); \
+             return d && d.open ? d.querySelector('[data-live-confirm-text]').textContent : null;",
+            WAIT,
+        )
+        .await
+        .expect("confirmation shown");
+    browser.click("[data-live-confirm-ok]").await.expect("confirm");
+    text.as_str().unwrap_or_default().to_string()
+}
+
+async fn errors(browser: &Browser) -> Value {
+    browser.eval("return window.__errors;").await.expect("eval")
+}
+
+async fn screenshot(browser: &Browser, name: &str) {
+    let png = browser.screenshot().await.expect("screenshot");
+    let out = bins::target_dir().join("screenshots");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    std::fs::write(out.join(name), png).expect("write screenshot");
+}
+
+/// The left channel of 16-bit stereo samples.
+fn s16_left(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|f| f32::from(i16::from_le_bytes([f[0], f[1]])) / 32768.0).collect()
+}
+
+/// What a capture holds, measured in 10 ms blocks.
+struct Capture {
+    /// Seconds of sound (blocks above -40 dBFS).
+    sound: f64,
+    /// Seconds of sound whose zero-crossing frequency is the tone's.
+    tone: f64,
+    /// The median frequency of the blocks at the tone's full level (its
+    /// RMS is -9 dBFS).
+    loud_hz: f64,
+    /// The share of those blocks at the tone's frequency.
+    loud_share: f64,
+}
+
+/// Measures a capture. The `null` device under the file plugin is not
+/// paced in real time: the agent's output runs far ahead of the frames'
+/// arrival, so its jitter buffer runs dry between frames and its decoder
+/// conceals the gaps with a fading copy of the tone. So sound is counted
+/// by the tone's frequency rather than by its level or duration.
+fn analyse(raw: &Path) -> Capture {
+    use std::io::Read;
+    const BLOCK: usize = RATE as usize / 100;
+    // Read block by block: an unpaced capture grows by megabytes a second.
+    let mut file = std::io::BufReader::new(std::fs::File::open(raw).expect("the capture file"));
+    let mut bytes = vec![0u8; BLOCK * 4];
+    let (mut sound, mut tone, mut loud) = (0usize, 0usize, Vec::new());
+    while file.read_exact(&mut bytes).is_ok() {
+        let block = s16_left(&bytes);
+        let level = rms_dbfs(&block);
+        if level < -40.0 {
+            continue;
+        }
+        sound += 1;
+        let hz = zero_crossing_frequency(&block, RATE);
+        tone += usize::from(hz.is_some_and(|f| (f - TONE_HZ).abs() < 3.0));
+        if level > -10.0 {
+            loud.extend(hz);
+        }
+    }
+    loud.sort_by(f64::total_cmp);
+    let at_tone = loud.iter().filter(|f| (*f - TONE_HZ).abs() < 3.0).count();
+    let loud_share = at_tone as f64 / loud.len().max(1) as f64;
+    let seconds = |blocks: usize| (blocks * BLOCK) as f64 / f64::from(RATE);
+    Capture {
+        sound: seconds(sound),
+        tone: seconds(tone),
+        loud_hz: loud.get(loud.len() / 2).copied().unwrap_or(0.0),
+        loud_share,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fake_microphone_on_the_live_console_plays_its_tone_in_three_villages() {
+    let c = Cluster::start(4).await;
+    let xdg = c.dir.path().join("xdg");
+    std::fs::create_dir_all(xdg.join("alsa")).expect("mkdir");
+    std::fs::write(xdg.join("alsa/asoundrc"), ASOUNDRC).expect("asoundrc");
+    let mut agents = Vec::new();
+    for n in 0..3 {
+        agents.push(start_village_agent(&c, n, &xdg).await);
+    }
+    c.wait_online(3, WAIT).await;
+    let wav = c.dir.path().join("mic-tone.wav");
+    write_tone(&wav);
+    let browser = browser_with_microphone(&wav).await;
+
+    // The console: three villages, the microphone, emergency; start, confirm.
+    open_page(&browser, &c, "#/live", "live").await;
+    let villages: Vec<i64> = agents.iter().map(|a| a.village).collect();
+    pick_villages(&browser, &villages).await;
+    run(&browser, "document.querySelector('[data-live-source=\"microphone\"]').click()").await;
+    run(&browser, "document.querySelector('[data-live-priority=\"emergency\"]').click()").await;
+    let confirm = start_and_confirm(&browser).await;
+    assert!(confirm.contains("3 个村") && confirm.contains("应急"), "{confirm}");
+
+    // The grid: all three villages playing, amplifiers on; the meter moves.
+    let all_playing = format!(
+        "return [{}].every(v => {{ const c = document.querySelector(`[data-live-village=\"${{v}}\"]`); \
+         return c && c.dataset.state === 'playing' && c.dataset.amp === 'on'; }});",
+        villages.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+    );
+    let playing = browser.wait_until("three villages playing", &all_playing, WAIT).await;
+    if playing.is_err() {
+        screenshot(&browser, "console-not-playing.png").await;
+        let grid = browser.eval("return document.querySelector('[data-live-session]')?.innerText;").await;
+        let error = browser.eval("return document.querySelector('[data-live-error]')?.innerText;").await;
+        panic!("the villages did not all play: {grid:?} / {error:?} / {:?}", errors(&browser).await);
+    }
+    browser
+        .wait_until(
+            "the microphone meter showing the tone",
+            "const m = document.querySelector('[data-mic-level]'); \
+             return m && !m.hidden && Number(m.dataset.chunks) > 10 && Number(m.dataset.peakDb) > -12;",
+            WAIT,
+        )
+        .await
+        .expect("meter");
+    screenshot(&browser, "console-live.png").await;
+
+    // The tone flows for a while; then stop.
+    tokio::time::sleep(ON_AIR).await;
+    browser.click("[data-live-stop]").await.expect("stop");
+
+    // The report on the page: three villages played, each from–to.
+    let report = browser
+        .wait_until(
+            "the report listing three villages that played",
+            "const r = document.querySelector('[data-live-report]'); \
+             const rows = r ? [...r.querySelectorAll('[data-report-village][data-played=\"true\"]')] : []; \
+             return r && !r.hidden && r.dataset.played === '3' && rows.length === 3 ? r.innerText : null;",
+            WAIT,
+        )
+        .await
+        .expect("report");
+    let session = browser
+        .eval("return document.querySelector('[data-live-session]').dataset.liveSession;")
+        .await
+        .expect("session id");
+    let session = session.as_str().expect("id");
+    for v in &villages {
+        let name = browser
+            .eval(&format!("return document.querySelector('[data-live-village=\"{v}\"] .lv-name').textContent;"))
+            .await
+            .expect("name");
+        assert!(report.as_str().unwrap_or_default().contains(name.as_str().expect("text")), "{report}");
+    }
+    // Frames lost arrive with each agent's final report, after the end.
+    let lost = browser
+        .wait_until(
+            "each agent's frames lost in the report",
+            "const cells = [...document.querySelectorAll('[data-live-report] [data-frames-lost]')]; \
+             return cells.length === 3 && cells.every(c => /^\\d+$/.test(c.dataset.framesLost)) \
+               ? cells.map(c => Number(c.dataset.framesLost)) : null;",
+            WAIT,
+        )
+        .await;
+    if lost.is_err() {
+        let text = browser.eval("return document.querySelector('[data-live-report]').innerText;").await;
+        panic!("no frames lost on the page: {text:?}");
+    }
+    screenshot(&browser, "console-report.png").await;
+    assert_eq!(errors(&browser).await, json!([]), "script errors on the page");
+
+    // The controller's report agrees.
+    let stored = c.api.get(&format!("/api/v1/live/{session}")).await.expect("report").json();
+    assert_eq!(stored["source"], "microphone", "{stored}");
+    assert_eq!(stored["priority"], "emergency", "{stored}");
+    assert!(stored["frames_sent"].as_u64().unwrap_or(0) >= 100, "{stored}");
+
+    // Each agent's loudspeaker output holds the tone.
+    wait_for("every agent's final report", WAIT, || async {
+        let r = c.api.get(&format!("/api/v1/live/{session}")).await.ok()?.json();
+        let agents = r["agents"].as_array()?.clone();
+        agents.iter().all(|a| a["state"] == "ended" && a["frames_received"].is_u64()).then_some(())
+    })
+    .await
+    .expect("final reports");
+    for a in &mut agents {
+        a.proc.kill().await;
+    }
+    for a in &agents {
+        let c = analyse(&a.raw);
+        let what = format!(
+            "village {}: {:.2} s of sound, {:.2} s at 1 kHz, {:.1} Hz at full level ({:.0} % of it)",
+            a.village,
+            c.sound,
+            c.tone,
+            c.loud_hz,
+            c.loud_share * 100.0
+        );
+        eprintln!("{what}");
+        assert!(c.tone >= 2.0, "{what}");
+        assert!((c.loud_hz - TONE_HZ).abs() < 3.0 && c.loud_share > 0.6, "{what}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_the_servers_refusals() {
+    let c = Cluster::start(2).await;
+    let (held, empty) = (c.village_id(0).await, c.village_id(1).await);
+    let dir = c.enrol_agent("held", held).await;
+    let _agent = start_agent("agent", &dir);
+    c.wait_online(1, WAIT).await;
+
+    // Another operator is paging the village from their microphone.
+    let body = json!({"title": "村委会通知", "priority": "paging", "targets": {"villages": [held]},
+        "source": {"type": "microphone"}});
+    let r = c.api.post("/api/v1/live", &body).await.expect("start");
+    assert_eq!(r.status, 201, "{}", r.text());
+    let first = r.json()["session_id"].as_str().expect("id").to_string();
+
+    let wav = c.dir.path().join("mic-tone.wav");
+    write_tone(&wav);
+    let browser = browser_with_microphone(&wav).await;
+    open_page(&browser, &c, "#/live", "live").await;
+    browser
+        .wait_until(
+            "the session on the air in the list",
+            &format!("return !!document.querySelector('[data-live-row=\"{first}\"][data-live=\"true\"]');"),
+            WAIT,
+        )
+        .await
+        .expect("listed");
+
+    // Paging the same village: 409, with the holder named.
+    pick_villages(&browser, &[held]).await;
+    start_and_confirm(&browser).await;
+    let message = browser
+        .wait_until(
+            "the 409 message",
+            "const e = document.querySelector('[data-live-error]'); \
+             return e && !e.hidden && e.dataset.status === '409' ? e.textContent : null;",
+            WAIT,
+        )
+        .await
+        .expect("409 shown");
+    let message = message.as_str().expect("text");
+    assert!(message.contains("无法开始") && message.contains(&first), "{message}");
+    assert_eq!(
+        browser.eval("return !!document.querySelector('[data-live-session]');").await.expect("eval"),
+        json!(false),
+        "no session view after a refusal"
+    );
+
+    // A village without an agent: 422 (the clicks untick the held village).
+    pick_villages(&browser, &[held, empty]).await;
+    start_and_confirm(&browser).await;
+    let message = browser
+        .wait_until(
+            "the 422 message",
+            "const e = document.querySelector('[data-live-error]'); \
+             return e && !e.hidden && e.dataset.status === '422' ? e.textContent : null;",
+            WAIT,
+        )
+        .await
+        .expect("422 shown");
+    let message = message.as_str().expect("text");
+    assert!(message.contains("无法开始") && message.contains("enrolled agent"), "{message}");
+    // In English too.
+    browser.click("#lang-toggle").await.expect("language");
+    let labels = browser
+        .eval(
+            "return [document.querySelector('[data-nav=\"live\"]').textContent, \
+               document.querySelector('[data-live-start]').textContent];",
+        )
+        .await
+        .expect("labels");
+    assert_eq!(labels, json!(["Live", "Start paging"]));
+    assert_eq!(errors(&browser).await, json!([]), "script errors on the page");
+
+    // The other operator's session on its own page, stopped from there.
+    browser.open(&format!("{}/#/live/{first}", c.url())).await.expect("open");
+    browser
+        .wait_until(
+            "the session's page, on the air",
+            &format!("return !!document.querySelector('[data-live-session=\"{first}\"][data-ended=\"false\"]');"),
+            WAIT,
+        )
+        .await
+        .expect("session page");
+    browser.click("[data-live-stop]").await.expect("stop");
+    browser
+        .wait_until(
+            "the session ended, its report shown",
+            "const r = document.querySelector('[data-live-report]'); \
+             return document.querySelector('[data-live-session]').dataset.ended === 'true' && r && !r.hidden;",
+            WAIT,
+        )
+        .await
+        .expect("stopped");
+    let r = c.api.get(&format!("/api/v1/live/{first}")).await.expect("report").json();
+    assert_eq!(r["end_reason"], "stopped by the operator", "{r}");
+    assert_eq!(errors(&browser).await, json!([]), "script errors on the page");
+}

@@ -2,9 +2,10 @@
 //! microphone fed from a WAV tone, picked up by the page's AudioWorklet and
 //! sent on the microphone WebSocket, reaches three real agents whose ALSA
 //! `file` outputs then hold that tone; the page shows the villages playing
-//! and the report afterwards. And the server's refusals on the page: a
-//! second equal-priority session on a held village (409), a village
-//! without an agent (422).
+//! and the report afterwards. And the server's refusals on the page (a
+//! second equal-priority session on a held village: 409; a village without
+//! an agent: 422), another operator's session stopped from its own page,
+//! and typed text spoken until it plays out.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -341,7 +342,7 @@ async fn a_fake_microphone_on_the_live_console_plays_its_tone_in_three_villages(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_console_shows_the_servers_refusals() {
+async fn the_console_shows_refusals_stops_a_session_from_its_page_and_speaks_text() {
     let c = Cluster::start(2).await;
     let (held, empty) = (c.village_id(0).await, c.village_id(1).await);
     let dir = c.enrol_agent("held", held).await;
@@ -436,5 +437,30 @@ async fn the_console_shows_the_servers_refusals() {
         .expect("stopped");
     let r = c.api.get(&format!("/api/v1/live/{first}")).await.expect("report").json();
     assert_eq!(r["end_reason"], "stopped by the operator", "{r}");
+
+    // Now the village is free: typed text, spoken now, played out.
+    open_page(&browser, &c, "#/live", "live").await;
+    pick_villages(&browser, &[held]).await;
+    run(&browser, "document.querySelector('[data-live-source=\"text\"]').click()").await;
+    run(&browser, "document.querySelector('[data-live-text]').value = '请注意，今晚有大风。'").await;
+    start_and_confirm(&browser).await;
+    browser
+        .wait_until(
+            "the village playing the text",
+            &format!("return document.querySelector('[data-live-village=\"{held}\"]')?.dataset.state === 'playing';"),
+            WAIT,
+        )
+        .await
+        .expect("playing");
+    let report = browser
+        .wait_until(
+            "the text played out, the report shown",
+            "const r = document.querySelector('[data-live-report]'); \
+             return r && !r.hidden && r.dataset.played === '1' ? document.querySelector('[data-live-session]').innerText : null;",
+            WAIT,
+        )
+        .await
+        .expect("played out");
+    assert!(report.as_str().unwrap_or_default().contains("played out"), "{report}");
     assert_eq!(errors(&browser).await, json!([]), "script errors on the page");
 }

@@ -237,6 +237,7 @@ async fn a_fake_microphone_on_the_live_console_plays_its_tone_in_three_villages(
     pick_villages(&browser, &villages).await;
     run(&browser, "document.querySelector('[data-live-source=\"microphone\"]').click()").await;
     run(&browser, "document.querySelector('[data-live-priority=\"emergency\"]').click()").await;
+    screenshot(&browser, "console-form.png").await;
     let confirm = start_and_confirm(&browser).await;
     assert!(confirm.contains("3 个村") && confirm.contains("应急"), "{confirm}");
 

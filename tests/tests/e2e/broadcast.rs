@@ -155,6 +155,14 @@ async fn a_scheduled_tone_plays_offline_through_alsa_and_the_relay_and_is_report
     .await
     .expect("forced off");
 
+    // The agent's first plan (nothing to play yet), so that its next
+    // version is known to carry the schedule.
+    let first = wait_for("the agent's first plan", Duration::from_secs(15), || async {
+        sync_state(&c, &agent_id).await.and_then(|s| s["version"].as_u64())
+    })
+    .await
+    .expect("a first plan");
+
     // The schedule: once, 25 s from now (to the second), for this village.
     let at_ms = (wall_ms() + 25_000) / 1000 * 1000;
     let schedule = json!({
@@ -169,7 +177,10 @@ async fn a_scheduled_tone_plays_offline_through_alsa_and_the_relay_and_is_report
 
     // The agent gets its plan and the content, and says so.
     wait_for("agent up to date", Duration::from_secs(15), || async {
-        sync_state(&c, &agent_id).await.filter(|s| s["state"]["state"] == "up_to_date").map(|_| ())
+        sync_state(&c, &agent_id)
+            .await
+            .filter(|s| s["state"]["state"] == "up_to_date" && s["version"].as_u64().is_some_and(|v| v > first))
+            .map(|_| ())
     })
     .await
     .expect("agent synced before the broadcast");

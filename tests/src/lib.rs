@@ -9,10 +9,12 @@
 //! - [`pulse`]: capturing an agent's audio, paced in real time.
 //! - [`relay`]: Modbus RTU and raw serial relay boards on pseudo-terminals.
 //! - [`api`]: a small HTTPS client for the controller's JSON API.
+//! - [`audio`]: test tones, ALSA's `file` plugin capture, the county's calendar.
 //! - [`webdriver`]: headless Chromium through chromedriver.
 //! - [`wait_for`]: polling a condition until a deadline.
 
 pub mod api;
+pub mod audio;
 pub mod bins;
 pub mod proc;
 pub mod proxy;

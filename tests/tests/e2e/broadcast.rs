@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use dalaba_audio::level::{rms_dbfs, zero_crossing_frequency};
+use dalaba_e2e::audio::{RATE, county_day, cron_at, file_plugin_config, s16_left, tone_wav, wall_ms};
 use dalaba_e2e::proc::Proc;
 use dalaba_e2e::relay::RelayEmulator;
 use dalaba_e2e::{bins, wait_for};
@@ -17,7 +18,6 @@ use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
 
-const RATE: u32 = 48_000;
 /// Seconds of tone.
 const TONE_SECS: f64 = 2.0;
 const TONE_HZ: f64 = 1000.0;
@@ -25,71 +25,6 @@ const AMPLITUDE: f64 = 0.25;
 /// The agent's defaults (protocol `PlaybackSettings`).
 const WARMUP_MS: i64 = 2_000;
 const HOLD_MS: i64 = 5_000;
-
-/// ALSA's default device as the `file` plugin over `null`, 16-bit stereo.
-const ASOUNDRC: &str = r#"
-pcm.!default {
-    type plug
-    slave { pcm "tap"; format S16_LE; rate 48000; channels 2 }
-}
-pcm.tap {
-    type file
-    slave.pcm "null"
-    file { @func getenv vars [ ALSA_TEST_PCM_FILE ] default "/tmp/dalaba-e2e.raw" }
-    format "raw"
-}
-"#;
-
-fn wall_ms() -> i64 {
-    #[allow(clippy::disallowed_methods)] // the harness measures the agent against the wall clock
-    let now = std::time::SystemTime::now();
-    now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-/// A mono 16-bit WAV file of a sine tone.
-fn tone_wav() -> Vec<u8> {
-    let n = (f64::from(RATE) * TONE_SECS) as u32;
-    let mut wav = Vec::with_capacity(44 + 2 * n as usize);
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + 2 * n).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
-    wav.extend_from_slice(&RATE.to_le_bytes());
-    wav.extend_from_slice(&(2 * RATE).to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(2 * n).to_le_bytes());
-    for i in 0..n {
-        let s = AMPLITUDE * (2.0 * std::f64::consts::PI * TONE_HZ * f64::from(i) / f64::from(RATE)).sin();
-        wav.extend_from_slice(&((s * 32767.0).round() as i16).to_le_bytes());
-    }
-    wav
-}
-
-/// The cron line firing daily at the instant `at_ms` in Asia/Shanghai (UTC+8, no DST).
-fn cron_at(at_ms: i64) -> String {
-    let local = (at_ms / 1000 + 8 * 3600).rem_euclid(86_400);
-    format!("{} {} {} * * *", local % 60, local / 60 % 60, local / 3600)
-}
-
-/// The county day (YYYY-MM-DD in Asia/Shanghai) of `at_ms`.
-fn county_day(at_ms: i64) -> String {
-    // Days since 1970-01-01 in UTC+8, then the civil date (Howard Hinnant's algorithm).
-    let days = (at_ms / 1000 + 8 * 3600).div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
 
 fn agent_config(dir: &Path, relay: &Path) -> String {
     format!(
@@ -103,10 +38,6 @@ fn agent_config(dir: &Path, relay: &Path) -> String {
         dir.display(),
         relay.display()
     )
-}
-
-fn s16_left(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|f| f32::from(i16::from_le_bytes([f[0], f[1]])) / 32768.0).collect()
 }
 
 async fn sync_state(c: &Cluster, agent: &str) -> Option<Value> {
@@ -124,7 +55,12 @@ async fn a_scheduled_tone_plays_offline_through_alsa_and_the_relay_and_is_report
     // The library: a tone uploaded as WAV, measured and transcoded.
     let r = c
         .api
-        .call("POST", "/api/v1/library?filename=tone.wav&title=试音&category=health", Some(tone_wav()), "audio/wav")
+        .call(
+            "POST",
+            "/api/v1/library?filename=tone.wav&title=试音&category=health",
+            Some(tone_wav(TONE_HZ, TONE_SECS, AMPLITUDE)),
+            "audio/wav",
+        )
         .await
         .expect("upload");
     assert_eq!(r.status, 201, "{}", r.text());
@@ -135,9 +71,7 @@ async fn a_scheduled_tone_plays_offline_through_alsa_and_the_relay_and_is_report
     let relay = RelayEmulator::start(1).expect("relay emulator");
     let epoch = (Instant::now(), wall_ms());
     let to_wall = |at: Instant| epoch.1 + at.duration_since(epoch.0).as_millis() as i64;
-    let xdg = c.dir.path().join("xdg");
-    std::fs::create_dir_all(xdg.join("alsa")).expect("mkdir");
-    std::fs::write(xdg.join("alsa/asoundrc"), ASOUNDRC).expect("asoundrc");
+    let xdg = file_plugin_config(&c.dir.path().join("xdg"));
     let raw = c.dir.path().join("captured.raw");
     let config = dir.with_extension("toml");
     std::fs::write(&config, agent_config(&dir, relay.path())).expect("agent config");

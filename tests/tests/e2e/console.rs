@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dalaba_audio::level::{rms_dbfs, zero_crossing_frequency};
+use dalaba_e2e::audio::{RATE, file_plugin_config, s16_left, tone_wav};
 use dalaba_e2e::proc::Proc;
 use dalaba_e2e::webdriver::Browser;
 use dalaba_e2e::{bins, wait_for};
@@ -19,50 +20,16 @@ use serde_json::{Value, json};
 use crate::cluster::{Cluster, start_agent};
 
 const WAIT: Duration = Duration::from_secs(30);
-const RATE: u32 = 48_000;
 const TONE_HZ: f64 = 1000.0;
 /// Seconds of tone in the WAV file; Chromium loops it.
 const TONE_SECS: u32 = 4;
 /// How long the microphone plays before the test stops the session.
 const ON_AIR: Duration = Duration::from_secs(3);
 
-/// ALSA's default device as the `file` plugin over `null`, 16-bit stereo;
-/// each agent names its capture file in `ALSA_TEST_PCM_FILE`.
-const ASOUNDRC: &str = r#"
-pcm.!default {
-    type plug
-    slave { pcm "tap"; format S16_LE; rate 48000; channels 2 }
-}
-pcm.tap {
-    type file
-    slave.pcm "null"
-    file { @func getenv vars [ ALSA_TEST_PCM_FILE ] default "/tmp/dalaba-e2e.raw" }
-    format "raw"
-}
-"#;
-
 /// A mono 16-bit 48 kHz WAV file of a 1 kHz tone (a whole number of
 /// periods, so Chromium's loop joins without a click).
 fn write_tone(path: &Path) {
-    let n = RATE * TONE_SECS;
-    let mut wav = Vec::with_capacity(44 + 2 * n as usize);
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + 2 * n).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
-    wav.extend_from_slice(&RATE.to_le_bytes());
-    wav.extend_from_slice(&(2 * RATE).to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(2 * n).to_le_bytes());
-    for i in 0..n {
-        let s = 0.5 * (std::f64::consts::TAU * TONE_HZ * f64::from(i) / f64::from(RATE)).sin();
-        wav.extend_from_slice(&((s * 32767.0).round() as i16).to_le_bytes());
-    }
-    std::fs::write(path, wav).expect("write the tone");
+    std::fs::write(path, tone_wav(TONE_HZ, f64::from(TONE_SECS), 0.5)).expect("write the tone");
 }
 
 /// Chromium with a fake microphone that plays `wav`, granted without asking.
@@ -161,11 +128,6 @@ async fn screenshot(browser: &Browser, name: &str) {
     std::fs::write(out.join(name), png).expect("write screenshot");
 }
 
-/// The left channel of 16-bit stereo samples.
-fn s16_left(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|f| f32::from(i16::from_le_bytes([f[0], f[1]])) / 32768.0).collect()
-}
-
 /// What a capture holds, measured in 10 ms blocks.
 struct Capture {
     /// Seconds of sound (blocks above -40 dBFS).
@@ -219,9 +181,7 @@ fn analyse(raw: &Path) -> Capture {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fake_microphone_on_the_live_console_plays_its_tone_in_three_villages() {
     let c = Cluster::start(4).await;
-    let xdg = c.dir.path().join("xdg");
-    std::fs::create_dir_all(xdg.join("alsa")).expect("mkdir");
-    std::fs::write(xdg.join("alsa/asoundrc"), ASOUNDRC).expect("asoundrc");
+    let xdg = file_plugin_config(&c.dir.path().join("xdg"));
     let mut agents = Vec::new();
     for n in 0..3 {
         agents.push(start_village_agent(&c, n, &xdg).await);

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use dalaba_agent::identity::Identity;
 use dalaba_agent::net::{ControllerUrl, Link, open_link};
+use dalaba_e2e::audio::tone_wav;
 use dalaba_protocol::codec;
 use dalaba_protocol::link::{AgentMessage, ControllerMessage, Hardware, Heartbeat, Hello};
 use dalaba_protocol::live::{Command, CommandAction, LiveFrame, SignedCommand};
@@ -17,28 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::cluster::Cluster;
 
-const RATE: u32 = 48_000;
 const TONE_SECS: f64 = 2.0;
-
-/// A mono 16-bit WAV file of a 1 kHz tone.
-fn tone_wav() -> Vec<u8> {
-    let n = (f64::from(RATE) * TONE_SECS) as u32;
-    let mut wav = Vec::with_capacity(44 + 2 * n as usize);
-    for chunk in [&b"RIFF"[..], &(36 + 2 * n).to_le_bytes(), b"WAVEfmt ", &16u32.to_le_bytes(), &1u16.to_le_bytes()] {
-        wav.extend_from_slice(chunk);
-    }
-    for chunk in [&1u16.to_le_bytes()[..], &RATE.to_le_bytes(), &(2 * RATE).to_le_bytes(), &2u16.to_le_bytes()] {
-        wav.extend_from_slice(chunk);
-    }
-    for chunk in [&16u16.to_le_bytes()[..], b"data", &(2 * n).to_le_bytes()] {
-        wav.extend_from_slice(chunk);
-    }
-    for i in 0..n {
-        let s = 0.25 * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(i) / f64::from(RATE)).sin();
-        wav.extend_from_slice(&((s * 32767.0).round() as i16).to_le_bytes());
-    }
-    wav
-}
 
 /// A raw agent: its identity and an open, welcomed link.
 struct RawAgent {
@@ -165,7 +145,7 @@ async fn raw_agents_get_a_signed_start_paced_frames_and_a_signed_stop() {
     let r = c.api.call(
         "POST",
         "/api/v1/library?filename=tone.wav&title=试音&category=health",
-        Some(tone_wav()),
+        Some(tone_wav(1000.0, TONE_SECS, 0.25)),
         "audio/wav",
     );
     let r = r.await.expect("upload");

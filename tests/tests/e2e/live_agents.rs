@@ -12,6 +12,7 @@
 
 use std::time::{Duration, Instant};
 
+use dalaba_e2e::audio::{RATE, county_day, cron_at, tone_wav, wall_ms};
 use dalaba_e2e::proc::Proc;
 use dalaba_e2e::proxy::Proxy;
 use dalaba_e2e::pulse::{Pulse, Recorder, tone_amplitude, write_asoundrc};
@@ -21,7 +22,6 @@ use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
 
-const RATE: u32 = 48_000;
 /// Analysis window: 10 ms, so 500, 800, 1200 and 1500 Hz fall on bins.
 const WINDOW: usize = 480;
 const WINDOW_MS: f64 = 10.0;
@@ -44,36 +44,10 @@ struct Setup<'a> {
     via: Option<&'a Proxy>,
 }
 
-fn wall_ms() -> i64 {
-    #[allow(clippy::disallowed_methods)] // the harness measures the agents against the wall clock
-    let now = std::time::SystemTime::now();
-    now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-/// A mono 16-bit WAV file of a sine tone at amplitude 0.25.
-fn tone_wav(hz: f64, secs: f64) -> Vec<u8> {
-    let n = (f64::from(RATE) * secs) as u32;
-    let mut wav = Vec::with_capacity(44 + 2 * n as usize);
-    for chunk in [&b"RIFF"[..], &(36 + 2 * n).to_le_bytes(), b"WAVEfmt ", &16u32.to_le_bytes(), &1u16.to_le_bytes()] {
-        wav.extend_from_slice(chunk);
-    }
-    for chunk in [&1u16.to_le_bytes()[..], &RATE.to_le_bytes(), &(2 * RATE).to_le_bytes(), &2u16.to_le_bytes()] {
-        wav.extend_from_slice(chunk);
-    }
-    for chunk in [&16u16.to_le_bytes()[..], b"data", &(2 * n).to_le_bytes()] {
-        wav.extend_from_slice(chunk);
-    }
-    for i in 0..n {
-        let s = 0.25 * (2.0 * std::f64::consts::PI * hz * f64::from(i) / f64::from(RATE)).sin();
-        wav.extend_from_slice(&((s * 32767.0).round() as i16).to_le_bytes());
-    }
-    wav
-}
-
 /// Uploads a tone to the library; returns its item id.
 async fn upload_tone(c: &Cluster, title: &str, hz: f64, secs: f64) -> i64 {
     let path = format!("/api/v1/library?filename=tone-{hz}.wav&title={title}&category=health");
-    let r = c.api.call("POST", &path, Some(tone_wav(hz, secs)), "audio/wav").await.expect("upload");
+    let r = c.api.call("POST", &path, Some(tone_wav(hz, secs, 0.25)), "audio/wav").await.expect("upload");
     assert_eq!(r.status, 201, "{}", r.text());
     r.json()["id"].as_i64().expect("item id")
 }
@@ -147,27 +121,6 @@ fn rfc3339_ms(s: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some(((days * 86_400 + h * 3600 + min * 60) as f64 * 1000.0 + secs * 1000.0).round() as i64)
-}
-
-/// The cron line firing daily at the instant `at_ms` in Asia/Shanghai (UTC+8, no DST).
-fn cron_at(at_ms: i64) -> String {
-    let local = (at_ms / 1000 + 8 * 3600).rem_euclid(86_400);
-    format!("{} {} {} * * *", local % 60, local / 60 % 60, local / 3600)
-}
-
-/// The county day (YYYY-MM-DD in Asia/Shanghai) of `at_ms`.
-fn county_day(at_ms: i64) -> String {
-    let days = (at_ms / 1000 + 8 * 3600).div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// What a 10 ms window of a capture holds.

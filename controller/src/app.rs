@@ -82,7 +82,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
                 .with_context(|| format!("cannot open the content directory in {}", data_dir.display()))?,
         ),
         distribution: Arc::new(Distribution::new(PlaybackSettings::default())),
-        live: Arc::new(crate::live::Live::new(signer)),
+        live: Arc::new(crate::live::Live::new(signer).with_host_input(&config.live.host_input)),
     };
     let listener =
         listen(config.server.listen).with_context(|| format!("cannot listen on {}", config.server.listen))?;

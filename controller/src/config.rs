@@ -59,6 +59,9 @@ pub struct Config {
     /// CAP alerts from upstream systems; defaults when the section is absent.
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// Live sessions; defaults when the section is absent.
+    #[serde(default)]
+    pub live: LiveConfig,
 }
 
 /// `[server]`.
@@ -261,6 +264,30 @@ impl AlertsConfig {
     }
 }
 
+/// `[live]`: live sessions.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// The ALSA capture device of the `host_input` source ("default",
+    /// "plughw:1,0", …); empty disables that source.
+    pub host_input: String,
+}
+
+impl LiveConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let name = &self.host_input;
+        let ok = name.len() <= 200
+            && !name.starts_with('-')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || ":,._-=".contains(c));
+        if !ok {
+            return Err(ConfigError::Invalid(format!(
+                "live.host_input {name:?} must be an ALSA device name such as \"default\" or \"plughw:1,0\", or empty"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -324,6 +351,7 @@ impl Config {
         }
         self.library.validate()?;
         self.alerts.validate()?;
+        self.live.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Invalid(format!("log.level {:?}: {}", self.log.level, one_line(&e.to_string()))));
         }
@@ -404,5 +432,18 @@ mod tests {
         check_invalid(("volume = 100", "volume = -1"), "invalid config");
         check_invalid(("max_duration_minutes = 30", "max_duration_minutes = 0"), "alerts.max_duration_minutes");
         check_invalid(("[alerts]", "[alerts]\nvoice = \"cmn\""), "voice");
+    }
+
+    #[test]
+    fn live_host_input_is_off_by_default_and_checked() {
+        assert_eq!(Config::default_config().live.host_input, "");
+        let with = |name: &str| DEFAULT_CONFIG.replace("host_input = \"\"", &format!("host_input = {name:?}"));
+        for good in ["default", "plughw:1,0", "dsnoop:CARD=Device,DEV=0"] {
+            let parsed = Config::parse(&with(good), "test").expect(good);
+            assert_eq!(parsed.live.host_input, good);
+        }
+        check_invalid(("host_input = \"\"", "host_input = \"hw:1 0\""), "live.host_input");
+        check_invalid(("host_input = \"\"", "host_input = \"-D\""), "live.host_input");
+        check_invalid(("[live]", "[live]\nmic = 1"), "mic");
     }
 }

@@ -31,8 +31,9 @@ pub struct StartBody {
     pub priority: LivePriority,
     /// Which villages hear it.
     pub targets: dalaba_schedules::Targets,
-    /// `{"type": "library_item", "item_id": 5}`, `{"type": "text", "text": "…"}`
-    /// or `{"type": "microphone"}`.
+    /// `{"type": "library_item", "item_id": 5}`, `{"type": "text", "text": "…"}`,
+    /// `{"type": "microphone"}` or `{"type": "host_input"}` (the controller
+    /// host's capture device, `[live] host_input`).
     pub source: Source,
     /// Volume, 0–100 (default 100).
     #[serde(default = "full_volume")]
@@ -72,7 +73,7 @@ pub async fn start(
     let Json(body) = body?;
     if matches!(body.source, Source::Audio { .. }) {
         return Err(ApiError::BadRequest(
-            "the API starts sessions from a library item, text or the microphone; upload audio to the library first"
+            "the API starts sessions from a library item, text, the microphone or the host input; upload audio to the library first"
                 .into(),
         ));
     }

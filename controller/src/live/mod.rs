@@ -4,7 +4,8 @@
 //! # How a session runs
 //! [`Live::start`] checks the request, resolves its targets to villages and
 //! their agents, prepares the source (a library item's file, espeak-ng's
-//! WAV of a text, decoded bytes, or a microphone channel), and refuses a
+//! WAV of a text, decoded bytes, a microphone channel, or the controller
+//! host's capture device, one session at a time), and refuses a
 //! village held by a session of equal or higher priority, naming it. An
 //! emergency takes villages from paging sessions (the agents preempt
 //! locally). Each agent online gets a [`SignedCommand`] `live_start` on its
@@ -25,7 +26,10 @@
 //!   dropped; audio frames bounded, drop-oldest).
 //! - `report`: sessions and agent states as plain data.
 //! - `source`: preparing sources and the task that encodes and paces them.
+//! - `host_input`: the host's microphone or line-in through cpal, on its
+//!   own thread.
 
+mod host_input;
 mod outbox;
 mod report;
 mod source;
@@ -48,6 +52,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+pub use host_input::HostInput;
 pub use outbox::{FRAME_QUEUE, Outbound, Outbox};
 pub use report::{AgentCounts, AgentReport, AgentState, LiveEvent, SessionReport};
 pub use source::{MIC_CHUNK_BYTES, PCM_RATE, pcm_chunk};
@@ -122,6 +127,8 @@ pub enum Source {
     },
     /// The operator's microphone through the microphone WebSocket.
     Microphone,
+    /// A microphone or line-in on the controller host (`[live] host_input`).
+    HostInput,
     /// Encoded audio in any format the audio crate decodes (e.g. a CAP
     /// resource). Not accepted from the JSON API.
     Audio {
@@ -140,6 +147,7 @@ impl Source {
             Source::LibraryItem { item_id } => format!("library_item:{item_id}"),
             Source::Text { .. } => "text".into(),
             Source::Microphone => "microphone".into(),
+            Source::HostInput => "host_input".into(),
             Source::Audio { .. } => "audio".into(),
         }
     }
@@ -197,6 +205,7 @@ pub struct Live {
     events: broadcast::Sender<LiveEvent>,
     next_id: AtomicU64,
     frame_queue: usize,
+    host_input: HostInput,
 }
 
 #[derive(Debug, Default)]
@@ -245,7 +254,21 @@ impl Live {
     /// and benchmarks).
     pub fn with_frame_queue(signer: CommandSigner, frame_queue: usize) -> Live {
         let (events, _) = broadcast::channel(4096);
-        Live { signer, registry: Mutex::new(Registry::default()), events, next_id: AtomicU64::new(1), frame_queue }
+        Live {
+            signer,
+            registry: Mutex::new(Registry::default()),
+            events,
+            next_id: AtomicU64::new(1),
+            frame_queue,
+            host_input: HostInput::default(),
+        }
+    }
+
+    /// Sessions may capture the host's ALSA device `device` (`[live]
+    /// host_input`; empty disables them).
+    pub fn with_host_input(mut self, device: &str) -> Live {
+        self.host_input = HostInput::new(device);
+        self
     }
 
     /// Subscribes to session and agent-state changes.
@@ -274,9 +297,10 @@ impl Live {
                 ),
             });
         }
-        let prepared = source::prepare(st, &req.source).await?;
+        let (session_id, stream_id) = self.new_ids(st.clock.now_ms());
+        let holder = format!("live session {session_id} \"{}\", started by {}", req.title.trim(), req.started_by);
+        let prepared = source::prepare(st, &req.source, &self.host_input, holder).await?;
         let now = st.clock.now_ms();
-        let (session_id, stream_id) = self.new_ids(now);
         let max_duration_ms = req.max_duration_ms.unwrap_or(DEFAULT_MAX_DURATION_MS);
         let stop = CancellationToken::new();
         let (microphone, pcm) = match prepared.kind {
@@ -284,7 +308,7 @@ impl Live {
                 let (tx, rx) = mpsc::channel(source::MIC_QUEUE);
                 (Some(tx), Some(rx))
             }
-            source::Kind::File(_) => (None, None),
+            source::Kind::File(_) | source::Kind::HostInput(_) => (None, None),
         };
         let names: HashMap<i64, &str> = regions.iter().map(|r| (r.id, r.name.as_str())).collect();
         let mut events = Vec::new();

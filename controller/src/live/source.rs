@@ -5,8 +5,9 @@
 //!
 //! Files (a library item, a text spoken by espeak-ng, decoded bytes) are
 //! decoded and encoded on the blocking pool, a few packets ahead of the
-//! pacing. The microphone arrives as 16-bit PCM over its WebSocket; it is
-//! paced by its sender and encoded as it comes.
+//! pacing. The microphone arrives as 16-bit PCM over its WebSocket, the
+//! host input (`host_input`) from cpal's capture callback; both are paced
+//! by their sender and encoded as they come, by the same task.
 
 use std::io::Cursor;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::Source;
+use super::host_input::{Capture, HostInput};
 use crate::api::{ApiError, AppState};
 
 /// Sample rate of the microphone's PCM and of every stream: 48 kHz mono.
@@ -57,12 +59,21 @@ pub(super) enum Kind {
     File(Box<StreamDecoder>),
     /// PCM from the microphone WebSocket.
     Microphone,
+    /// PCM from the controller host's capture device.
+    HostInput(Capture),
 }
 
-/// Opens the source; errors are for the caller of `start`.
-pub(super) async fn prepare(st: &AppState, source: &Source) -> Result<Prepared, ApiError> {
+/// Opens the source; errors are for the caller of `start`. A host input
+/// is claimed for `holder` (the session, as a 409 names it).
+pub(super) async fn prepare(
+    st: &AppState,
+    source: &Source,
+    host_input: &HostInput,
+    holder: String,
+) -> Result<Prepared, ApiError> {
     match source {
         Source::Microphone => Ok(Prepared { kind: Kind::Microphone, gain_db: 0.0 }),
+        Source::HostInput => Ok(Prepared { kind: Kind::HostInput(host_input.open(holder).await?), gain_db: 0.0 }),
         Source::LibraryItem { item_id } => {
             let id = *item_id;
             let item = st
@@ -152,7 +163,15 @@ pub(super) fn spawn(
                 true
             }
             (Kind::Microphone, Some(pcm)) => {
-                tokio::spawn(encode_microphone(pcm, tx));
+                let wait = format!("no microphone connected within {} s", MIC_WAIT.as_secs());
+                tokio::spawn(encode_pcm(pcm, tx, wait, || "the microphone disconnected".into()));
+                false
+            }
+            (Kind::HostInput(capture), _) => {
+                let Capture { pcm, end } = capture;
+                let wait =
+                    format!("the host input {:?} delivered nothing within {} s", end.device(), MIC_WAIT.as_secs());
+                tokio::spawn(encode_pcm(pcm, tx, wait, move || end.reason()));
                 false
             }
             (Kind::Microphone, None) => {
@@ -254,8 +273,15 @@ fn encode_file(mut decoder: StreamDecoder, tx: &mpsc::Sender<Result<Vec<u8>, Str
     let _ = tx.blocking_send(Err("played out".into()));
 }
 
-/// Encodes microphone PCM as it arrives.
-async fn encode_microphone(mut pcm: mpsc::Receiver<Vec<f32>>, tx: mpsc::Sender<Result<Vec<u8>, String>>) {
+/// Encodes PCM (the microphone's, the host input's) as it arrives; `wait`
+/// is the reason when nothing comes at first, `gone` says why the channel
+/// closed.
+async fn encode_pcm(
+    mut pcm: mpsc::Receiver<Vec<f32>>,
+    tx: mpsc::Sender<Result<Vec<u8>, String>>,
+    wait: String,
+    gone: impl FnOnce() -> String,
+) {
     let mut encoder = match Encoder::new(&OPUS) {
         Ok(e) => e,
         Err(e) => {
@@ -266,11 +292,11 @@ async fn encode_microphone(mut pcm: mpsc::Receiver<Vec<f32>>, tx: mpsc::Sender<R
     let first = match tokio::time::timeout(MIC_WAIT, pcm.recv()).await {
         Ok(Some(chunk)) => chunk,
         Ok(None) => {
-            let _ = tx.send(Err("the microphone disconnected".into())).await;
+            let _ = tx.send(Err(gone())).await;
             return;
         }
         Err(_) => {
-            let _ = tx.send(Err(format!("no microphone connected within {} s", MIC_WAIT.as_secs()))).await;
+            let _ = tx.send(Err(wait)).await;
             return;
         }
     };
@@ -296,7 +322,7 @@ async fn encode_microphone(mut pcm: mpsc::Receiver<Vec<f32>>, tx: mpsc::Sender<R
         }
         chunk = pcm.recv().await;
     }
-    let _ = tx.send(Err("the microphone disconnected".into())).await;
+    let _ = tx.send(Err(gone())).await;
 }
 
 /// Encodes one full frame and hands the packet (or the error) to `send`;

@@ -232,3 +232,96 @@ async fn next_start(agent: &mut RawAgent) -> Command {
     };
     tokio::time::timeout(Duration::from_secs(10), read).await.expect("in time").expect("a start")
 }
+
+/// `[live] host_input`: the controller captures ALSA's default device, here
+/// the `file` plugin reading a raw 1 kHz tone (not paced in real time, so
+/// the capture floods and the controller drops what its encoder cannot
+/// take); raw agents receive the signed start and Opus frames of the tone.
+/// Without the setting the source is a 422 naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_input_session_streams_the_controllers_capture_device() {
+    let mut c = Cluster::start(1).await;
+    let mut agents = raw_agents(&c, 1).await;
+    let body = json!({"title": "广播室话筒", "priority": "paging", "targets": {"county": true},
+                      "source": {"type": "host_input"}});
+    let r = c.api.post("/api/v1/live", &body).await.expect("start");
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("no host input configured; set [live] host_input"), "{}", r.text());
+
+    // The tone, ALSA's capture device reading it, and the controller again
+    // with the setting and that ALSA configuration.
+    let tone: Vec<u8> = (0..48_000 * 20)
+        .flat_map(|i| {
+            let s = 0.25 * (std::f64::consts::TAU * 1000.0 * f64::from(i) / 48_000.0).sin();
+            ((s * 32767.0).round() as i16).to_le_bytes()
+        })
+        .collect();
+    let raw = c.dir.path().join("tone.raw");
+    std::fs::write(&raw, tone).expect("tone");
+    let xdg = c.dir.path().join("xdg");
+    std::fs::create_dir_all(xdg.join("alsa")).expect("mkdir");
+    let asoundrc = format!(
+        "pcm.!default {{ type plug; slave {{ pcm \"tap\"; format S16_LE; rate 48000; channels 1 }} }}\n\
+         pcm.tap {{ type file; slave.pcm \"null\"; infile \"{}\"; file \"/dev/null\"; format \"raw\" }}\n",
+        raw.display()
+    );
+    std::fs::write(xdg.join("alsa/asoundrc"), asoundrc).expect("asoundrc");
+    let config = c.dir.path().join("controller.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, text.replace("[log]", "[live]\nhost_input = \"default\"\n[log]")).expect("config");
+    if let Some(mut old) = c.controller.take() {
+        old.kill().await;
+    }
+    let p = dalaba_e2e::proc::Proc::spawn(
+        "controller",
+        &dalaba_e2e::bins::controller(),
+        &["--config", config.to_str().expect("utf-8"), "serve"],
+        &[("XDG_CONFIG_HOME", xdg.to_str().expect("utf-8"))],
+    )
+    .expect("controller starts");
+    p.wait_printed("serving at", Duration::from_secs(30)).await.expect("serving");
+    c.controller = Some(p);
+    let RawAgent { id, .. } = agents.remove(0);
+    let mut agent = RawAgent { link: connect(&c, &id).await, id };
+    c.wait_online(1, Duration::from_secs(10)).await;
+
+    let session = start(&c, body.clone()).await;
+    let r = c.api.post("/api/v1/live", &body).await.expect("second start");
+    assert_eq!(r.status, 409, "one session holds the host input: {}", r.text());
+    let message = r.json()["message"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        message.starts_with(&format!("the host input \"default\" is in use by live session {session}")),
+        "{message}"
+    );
+    let start_command = next_start(&mut agent).await;
+    let CommandAction::LiveStart(s) = start_command.action else { unreachable!("a start") };
+    // Frames of the stream: the tone's packets are far larger than silence's.
+    let mut sizes = Vec::new();
+    let read = async {
+        while let Some(Ok(frame)) = agent.link.next().await {
+            if let Message::Binary(b) = frame {
+                let f = LiveFrame::decode(&b).expect("a live frame");
+                assert_eq!(f.stream_id, s.stream_id);
+                sizes.push(f.opus.len());
+                if sizes.len() >= 50 {
+                    return;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read).await.expect("50 frames in time");
+    let loud = sizes.iter().filter(|&&n| n > 40).count();
+    assert!(loud >= 25, "most frames carry the tone: {sizes:?}");
+    let r = c.api.post(&format!("/api/v1/live/{session}/stop"), &json!({"reason": "done"})).await.expect("stop");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let report = r.json();
+    assert_eq!(report["source"], "host_input", "{report}");
+    // The input is released: a new session may take it.
+    let again = dalaba_e2e::wait_for("the host input released", Duration::from_secs(5), || async {
+        let r = c.api.post("/api/v1/live", &body).await.ok()?;
+        (r.status == 201).then(|| r.json()["session_id"].as_str().map(str::to_owned)).flatten()
+    });
+    let second = again.await.expect("a second session");
+    let r = c.api.post(&format!("/api/v1/live/{second}/stop"), &json!({})).await.expect("stop");
+    assert_eq!(r.status, 200, "{}", r.text());
+}

@@ -17,9 +17,11 @@
 //!   chopped while it settles.
 //! - **Order and loss.** Frames are played in sequence order whatever order
 //!   they arrive in; a duplicate is dropped, and so is a frame that arrives
-//!   after its turn. A frame missing at its turn is concealed
-//!   ([`Playout::Conceal`]: the Opus decoder's packet-loss concealment
-//!   extrapolates from the last frames and fades out). After
+//!   after its turn. A frame missing at its turn while a later one waits is
+//!   lost and concealed ([`Playout::Conceal`]: the Opus decoder's
+//!   packet-loss concealment extrapolates from the last frames and fades
+//!   out); when nothing at all waits, the frame is late, not lost: a
+//!   concealed period is played and the frame keeps its turn. After
 //!   [`JitterConfig::max_ms`] of nothing, the stream counts as stalled: the
 //!   buffer plays silence and fills up again before it resumes.
 //! - **Bounds.** At most twice the maximum depth waits; beyond that the
@@ -165,7 +167,13 @@ impl JitterBuffer {
                 self.next = None;
                 return Playout::Silence;
             }
-            self.next = Some(next + 1);
+            // Nothing has arrived, not even a later frame: the frame due is
+            // late, not lost (an output catching up after a stall drains
+            // the buffer faster than real time). Conceal without moving on,
+            // so it still plays when it comes; the added delay is shed by
+            // skipping once the buffer is deeper than its target. Moving on
+            // here turned every output stall into a run of concealment and
+            // then every frame arriving "after its turn" into a drop.
             self.stats.concealed += 1;
             return Playout::Conceal;
         }
@@ -369,6 +377,40 @@ mod tests {
             b.pop();
         }
         assert!(b.stats().dropped > before, "{:?}", b.stats());
+    }
+
+    #[test]
+    fn an_output_catching_up_plays_the_late_frames_instead_of_dropping_them() {
+        let mut b = JitterBuffer::new(JitterConfig::default());
+        for seq in 0..3 {
+            push(&mut b, seq, 0);
+        }
+        let mut last = None;
+        let mut seq = 3;
+        for _ in 0..20 {
+            last = played(&b.pop()).or(last);
+            push(&mut b, seq, 0);
+            seq += 1;
+        }
+        // The output stalled and now asks for eight periods at once: the
+        // buffer runs dry and conceals.
+        let mut concealed = 0;
+        for _ in 0..8 {
+            match b.pop() {
+                Playout::Conceal => concealed += 1,
+                p => last = played(&p).or(last),
+            }
+        }
+        assert!(concealed >= 4, "{concealed}");
+        // The frames that were due arrive: they play, in order, none lost.
+        for _ in 0..4 {
+            push(&mut b, seq, 0);
+            seq += 1;
+        }
+        let due = last.expect("played") + 1;
+        let next: Vec<Option<u32>> = (0..3).map(|_| played(&b.pop())).collect();
+        assert_eq!(next, (due..due + 3).map(Some).collect::<Vec<_>>());
+        assert_eq!(b.stats().dropped, 0, "{:?}", b.stats());
     }
 
     #[test]

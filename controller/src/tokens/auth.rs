@@ -1,7 +1,7 @@
 //! The `Authorization: Bearer dlb_…` check, as an axum extractor that names
 //! the scope a route needs in its type:
 //!
-//! ```ignore
+//! ```text
 //! async fn handler(caller: Authorized<Emergency>, …) -> …
 //! ```
 //!

@@ -7,7 +7,7 @@ use dalaba_protocol::link::AmplifierState;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_serial::{SerialPort, SerialStream};
 
-use super::{hex, open_port, port_name};
+use super::{SerialBoard, hex, open_port, port_name, switch_with_retries};
 use crate::config::{Frames, SerialConfig};
 use crate::core::AmplifierCommand;
 use crate::devices::{Amplifier, AmplifierError, SwitchFuture};
@@ -94,28 +94,27 @@ fn state(on: bool) -> AmplifierState {
     if on { AmplifierState::On } else { AmplifierState::Off }
 }
 
+impl SerialBoard for FramesRelay {
+    fn once(&mut self, on: bool) -> impl Future<Output = Result<AmplifierState, AmplifierError>> + Send {
+        self.switch_once(on)
+    }
+
+    fn port(&self) -> &str {
+        &self.port
+    }
+
+    fn attempts(&self) -> u32 {
+        self.serial.attempts
+    }
+
+    fn record(&mut self, state: AmplifierState) {
+        self.state = state;
+    }
+}
+
 impl Amplifier for FramesRelay {
     fn switch(&mut self, cmd: AmplifierCommand) -> SwitchFuture<'_> {
-        Box::pin(async move {
-            let on = cmd == AmplifierCommand::On;
-            let mut attempt = 1;
-            loop {
-                match self.switch_once(on).await {
-                    Ok(state) => {
-                        self.state = state;
-                        return Ok(state);
-                    }
-                    Err(e) if attempt < self.serial.attempts => {
-                        tracing::warn!(port = %self.port, attempt, error = %e, "relay switch failed; trying again");
-                        attempt += 1;
-                    }
-                    Err(e) => {
-                        self.state = AmplifierState::Unknown;
-                        return Err(e);
-                    }
-                }
-            }
-        })
+        Box::pin(switch_with_retries(self, cmd == AmplifierCommand::On))
     }
 
     fn state(&self) -> AmplifierState {

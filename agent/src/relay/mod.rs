@@ -14,7 +14,8 @@
 //!   with an optional expected reply.
 //! - [`gpio`]: a relay on a GPIO line of the Linux character device, behind
 //!   the small [`gpio::GpioLine`] trait so its logic is tested on a fake.
-//! - Here: opening a serial port, the Modbus CRC, hex for messages.
+//! - Here: opening a serial port, the retries of a serial board's switch,
+//!   the Modbus CRC, hex for messages.
 
 pub mod frames;
 pub mod gpio;
@@ -22,8 +23,48 @@ pub mod modbus;
 
 use tokio_serial::{DataBits, FlowControl, SerialPort, SerialStream, StopBits};
 
+use dalaba_protocol::link::AmplifierState;
+
 use crate::config::{Parity, SerialConfig};
 use crate::devices::AmplifierError;
+
+/// A board on a serial port that switches once per call; [`switch_with_retries`]
+/// tries again up to the configured `attempts`.
+pub(crate) trait SerialBoard: Send {
+    /// One switch, confirmed as far as the board can confirm it.
+    fn once(&mut self, on: bool) -> impl Future<Output = Result<AmplifierState, AmplifierError>> + Send;
+    /// The port, for the log.
+    fn port(&self) -> &str;
+    /// How many tries a switch gets (`[amplifier.serial] attempts`).
+    fn attempts(&self) -> u32;
+    /// Remembers the state after a switch, or `Unknown` after a failure.
+    fn record(&mut self, state: AmplifierState);
+}
+
+/// Switches `board`, trying again after a failure (logged) until its
+/// attempts are used up; the last error is the answer.
+pub(crate) async fn switch_with_retries<B: SerialBoard>(
+    board: &mut B,
+    on: bool,
+) -> Result<AmplifierState, AmplifierError> {
+    let mut attempt = 1;
+    loop {
+        match board.once(on).await {
+            Ok(state) => {
+                board.record(state);
+                return Ok(state);
+            }
+            Err(e) if attempt < board.attempts() => {
+                tracing::warn!(port = %board.port(), attempt, error = %e, "relay switch failed; trying again");
+                attempt += 1;
+            }
+            Err(e) => {
+                board.record(AmplifierState::Unknown);
+                return Err(e);
+            }
+        }
+    }
+}
 
 /// The Modbus CRC-16 (polynomial 0xA001 reflected, initial 0xFFFF) of
 /// `bytes`; it goes on the wire low byte first.

@@ -18,7 +18,7 @@ use tokio_modbus::client::{Client as _, Context};
 use tokio_modbus::{Request, Response, Slave};
 use tokio_serial::SerialStream;
 
-use super::{hex, modbus_crc, on_off, open_port, port_name};
+use super::{SerialBoard, hex, modbus_crc, on_off, open_port, port_name, switch_with_retries};
 use crate::config::{ModbusConfig, SerialConfig};
 use crate::core::AmplifierCommand;
 use crate::devices::{Amplifier, AmplifierError, SwitchFuture};
@@ -128,28 +128,27 @@ impl ModbusRelay {
     }
 }
 
+impl SerialBoard for ModbusRelay {
+    fn once(&mut self, on: bool) -> impl Future<Output = Result<AmplifierState, AmplifierError>> + Send {
+        self.switch_once(on)
+    }
+
+    fn port(&self) -> &str {
+        &self.port
+    }
+
+    fn attempts(&self) -> u32 {
+        self.serial.attempts
+    }
+
+    fn record(&mut self, state: AmplifierState) {
+        self.state = state;
+    }
+}
+
 impl Amplifier for ModbusRelay {
     fn switch(&mut self, cmd: AmplifierCommand) -> SwitchFuture<'_> {
-        Box::pin(async move {
-            let on = cmd == AmplifierCommand::On;
-            let mut attempt = 1;
-            loop {
-                match self.switch_once(on).await {
-                    Ok(state) => {
-                        self.state = state;
-                        return Ok(state);
-                    }
-                    Err(e) if attempt < self.serial.attempts => {
-                        tracing::warn!(port = %self.port, attempt, error = %e, "relay switch failed; trying again");
-                        attempt += 1;
-                    }
-                    Err(e) => {
-                        self.state = AmplifierState::Unknown;
-                        return Err(e);
-                    }
-                }
-            }
-        })
+        Box::pin(switch_with_retries(self, cmd == AmplifierCommand::On))
     }
 
     fn state(&self) -> AmplifierState {

@@ -5,6 +5,7 @@
 //! - `directory`: regions, CSV import and export.
 //! - `agents`: agents, enrolment codes, enrolment.
 //! - `events`: the server-sent event stream for dashboards.
+//! - `days`: the county's calendar (a `day` parameter, spans of days).
 //! - `plays`: proof of play per village and day.
 //! - `library`: the audio library (uploads, text to speech, previews);
 //!   `content`: agents' downloads of distribution files by SHA-256.
@@ -17,6 +18,7 @@
 mod agents;
 mod alerts;
 mod content;
+mod days;
 mod directory;
 mod error;
 mod events;

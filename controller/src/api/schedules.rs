@@ -10,12 +10,12 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Duration as TimeDelta, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration as TimeDelta, Utc};
 use dalaba_schedules::{Conflict, Outcome, Planner, QuietHours, Recurrence, Schedule, SkipReason};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::plays::COUNTY_TZ;
+use super::days::{COUNTY_TZ, day_span, parse_day};
 use super::{ApiError, AppState};
 use crate::directory::Level;
 use crate::schedules::{ScheduleSpec, StoredSchedule, Timetable};
@@ -335,7 +335,7 @@ pub async fn plan_view(
         None => None,
         Some(region) => Some(villages_under(&tt, region)?),
     };
-    let (from, to) = day_span(start, days)?;
+    let (from, to) = day_span(start, days as u64)?;
     let views = plan_for(&tt, from, to, |id| ids.as_ref().is_none_or(|s| s.contains(&id)))?;
     Ok(Json(json!({
         "start": start.to_string(),
@@ -438,25 +438,6 @@ fn villages_under(tt: &Timetable, region: i64) -> Result<BTreeSet<i64>, ApiError
         Level::Township => tt.villages().iter().filter(|v| v.township_id == region).map(|v| v.id).collect(),
         Level::Village => [region].into(),
     })
-}
-
-fn parse_day(day: Option<&str>, now_ms: i64) -> Result<NaiveDate, ApiError> {
-    match day {
-        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .map_err(|_| ApiError::BadRequest(format!("day {d:?} is not a date like 2026-11-28"))),
-        None => Ok(instant(now_ms).with_timezone(&COUNTY_TZ).date_naive()),
-    }
-}
-
-fn day_span(start: NaiveDate, days: i64) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
-    let at_midnight = |d: NaiveDate| {
-        d.and_hms_opt(0, 0, 0).and_then(|t| COUNTY_TZ.from_local_datetime(&t).earliest()).map(|t| t.with_timezone(&Utc))
-    };
-    let end = start.checked_add_days(chrono::Days::new(days as u64));
-    match (at_midnight(start), end.and_then(at_midnight)) {
-        (Some(a), Some(b)) => Ok((a, b)),
-        _ => Err(ApiError::BadRequest(format!("day {start} is out of range"))),
-    }
 }
 
 fn cron_of(recurrence: &Recurrence) -> Option<Vec<String>> {

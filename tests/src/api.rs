@@ -73,4 +73,22 @@ impl Api {
         let body = resp.into_body().collect().await?.to_bytes().to_vec();
         Ok(Answer { status, body })
     }
+
+    /// Imports a generated county ([`crate::county_csv`]) of `townships`
+    /// and `villages`; returns the village ids in code order.
+    pub async fn import_county(&self, townships: usize, villages: usize) -> anyhow::Result<Vec<i64>> {
+        let csv = crate::county_csv(townships, villages);
+        let r = self.call("POST", "/api/v1/directory/import", Some(csv.into_bytes()), "text/csv").await?;
+        anyhow::ensure!(r.status == 200, "county import answered {}: {}", r.status, r.text());
+        let regions = self.get("/api/v1/regions").await?.json();
+        let ids: Vec<i64> = regions
+            .as_array()
+            .ok_or_else(|| anyhow::anyhow!("regions is not an array"))?
+            .iter()
+            .filter(|r| r["level"] == "village")
+            .filter_map(|r| r["id"].as_i64())
+            .collect();
+        anyhow::ensure!(ids.len() == villages, "imported {villages} villages, the API lists {}", ids.len());
+        Ok(ids)
+    }
 }

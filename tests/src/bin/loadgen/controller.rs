@@ -65,22 +65,10 @@ impl Controller {
         Ok(Controller { proc, pid, url, api })
     }
 
-    /// Imports a county of `townships` townships and `villages` villages;
-    /// returns the village ids.
+    /// Imports a county of `townships` and `villages`; returns the village
+    /// ids in code order.
     pub async fn import_county(&self, townships: usize, villages: usize) -> anyhow::Result<Vec<i64>> {
-        let csv = dalaba_e2e::county_csv(townships, villages);
-        let r = self.api.call("POST", "/api/v1/directory/import", Some(csv.into_bytes()), "text/csv").await?;
-        anyhow::ensure!(r.status == 200, "county import answered {}: {}", r.status, r.text());
-        let regions = self.api.get("/api/v1/regions").await?.json();
-        let ids: Vec<i64> = regions
-            .as_array()
-            .context("regions is not an array")?
-            .iter()
-            .filter(|r| r["level"] == "village")
-            .filter_map(|r| r["id"].as_i64())
-            .collect();
-        anyhow::ensure!(ids.len() == villages, "imported {villages} villages, the API lists {}", ids.len());
-        Ok(ids)
+        self.api.import_county(townships, villages).await
     }
 
     /// Creates one enrolment code for each of `villages` (ids may repeat).

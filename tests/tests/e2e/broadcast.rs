@@ -122,8 +122,15 @@ async fn a_scheduled_tone_plays_offline_through_alsa_and_the_relay_and_is_report
 
     // Controller down; the broadcast happens regardless.
     c.controller.take().expect("controller").kill().await;
-    let done = at_ms + (TONE_SECS * 1000.0) as i64 + HOLD_MS + 1500;
-    tokio::time::sleep(Duration::from_millis((done - wall_ms()).max(0) as u64)).await;
+    // Done when the relay went on for the item and off again after the hold.
+    let within = Duration::from_millis((at_ms - wall_ms()).max(0) as u64 + 15_000);
+    wait_for("the relay on for the item and off after the hold", within, || async {
+        let writes = relay.writes();
+        let on = writes.iter().position(|w| w.on)?;
+        writes[on..].iter().any(|w| !w.on).then_some(())
+    })
+    .await
+    .expect("the broadcast played with the controller down");
     assert!(!relay.coil(0), "the relay is off after the hold");
 
     // The controller returns; the proof of play arrives, once.

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::player::OutputSettings;
+use crate::player::jitter::JitterConfig;
+
 mod amplifier;
 
 pub use amplifier::{
@@ -92,6 +95,15 @@ pub struct AudioConfig {
     /// How early the player is handed an item, in ms (its pre-roll).
     #[serde(default = "AudioConfig::default_start_lead_ms")]
     pub start_lead_ms: u64,
+    /// Frames per ALSA period; the device buffer is two periods.
+    #[serde(default = "AudioConfig::default_period_frames")]
+    pub period_frames: u32,
+    /// A live stream's smallest jitter-buffer depth (a clean link), ms.
+    #[serde(default = "AudioConfig::default_live_min_delay_ms")]
+    pub live_min_delay_ms: u32,
+    /// A live stream's largest jitter-buffer depth, ms.
+    #[serde(default = "AudioConfig::default_live_max_delay_ms")]
+    pub live_max_delay_ms: u32,
 }
 
 impl AudioConfig {
@@ -99,9 +111,31 @@ impl AudioConfig {
         1500
     }
 
+    fn default_period_frames() -> u32 {
+        256
+    }
+
+    fn default_live_min_delay_ms() -> u32 {
+        10
+    }
+
+    fn default_live_max_delay_ms() -> u32 {
+        500
+    }
+
     /// The player's pre-roll.
     pub fn lead(&self) -> Duration {
         Duration::from_millis(self.start_lead_ms)
+    }
+
+    /// How the player opens the output and buffers live streams.
+    pub fn output_settings(&self) -> OutputSettings {
+        OutputSettings {
+            device: self.output.clone(),
+            lead: self.lead(),
+            period_frames: self.period_frames,
+            jitter: JitterConfig { min_ms: self.live_min_delay_ms, max_ms: self.live_max_delay_ms },
+        }
     }
 }
 
@@ -154,6 +188,17 @@ impl Config {
         }
         if !(50..=5000).contains(&c.audio.start_lead_ms) {
             return Err(ConfigError::Invalid("audio.start_lead_ms must be between 50 and 5000".into()));
+        }
+        if !(64..=8192).contains(&c.audio.period_frames) {
+            return Err(ConfigError::Invalid("audio.period_frames must be between 64 and 8192".into()));
+        }
+        if c.audio.live_min_delay_ms > 1000 {
+            return Err(ConfigError::Invalid("audio.live_min_delay_ms must be between 0 and 1000".into()));
+        }
+        if !(c.audio.live_min_delay_ms.max(20)..=5000).contains(&c.audio.live_max_delay_ms) {
+            return Err(ConfigError::Invalid(
+                "audio.live_max_delay_ms must be between 20 and 5000 and not below audio.live_min_delay_ms".into(),
+            ));
         }
         if c.storage.state_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("storage.state_dir must not be empty".into()));
@@ -219,6 +264,10 @@ mod tests {
             ("[audio]", "[audio]\nvolume = 3", "volume"),
             ("output = \"default\"", "output = \" \"", "audio.output"),
             ("start_lead_ms = 1500", "start_lead_ms = 10", "audio.start_lead_ms"),
+            ("period_frames = 256", "period_frames = 16", "audio.period_frames"),
+            ("live_min_delay_ms = 10", "live_min_delay_ms = 5000", "audio.live_min_delay_ms"),
+            ("live_max_delay_ms = 500", "live_max_delay_ms = 5", "audio.live_max_delay_ms"),
+            ("live_min_delay_ms = 10", "live_min_delay_ms = 600", "audio.live_max_delay_ms"),
             ("level = \"info\"", "level = \"[[[\"", "log.level"),
         ] {
             let text = DEFAULT_CONFIG.replace(from, to);

@@ -154,7 +154,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mut core_config = CoreConfig::new(id.agent_id.clone(), env!("CARGO_PKG_VERSION"), hardware(&config));
     core_config.backoff_max = config.link.backoff_max();
     core_config.command_key = Some(id.signing_key.clone());
-    let player = Player::Audio(AudioPlayer::open(&config.audio.output, config.audio.lead()));
+    let player = Player::Audio(AudioPlayer::open(config.audio.output_settings()));
     core_config.playback_lead = player.lead();
     let core = AgentCore::new(core_config, dalaba_agent::clock::now());
     let devices = Devices::new(devices::amplifier(&config.amplifier)?, &config.storage.state_dir);

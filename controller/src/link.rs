@@ -28,10 +28,11 @@ use dalaba_protocol::state::{DesiredState, MAX_EVENTS_PER_BATCH, PlayEvents, Pla
 use dalaba_protocol::{
     MAX_CONTROL_FRAME, MAX_CONTROLLER_FRAME, PROTOCOL_VERSION, is_supported, parse_bearer_credentials,
 };
+use futures_util::SinkExt;
 use tokio::time::{Instant, timeout};
 
 use crate::api::{ApiError, AppState, secret_hash};
-use crate::live::Outbound;
+use crate::live::{Outbound, Outbox};
 use crate::presence::Kick;
 
 /// How long a new link may take to say hello.
@@ -84,11 +85,13 @@ pub async fn upgrade(
         }
     };
     // Small buffers: a link carries a few small JSON messages a minute, and
-    // the controller holds thousands of them (see docs/benchmarks.md).
+    // the controller holds thousands of them (see docs/benchmarks.md). The
+    // write buffer lets a burst of live frames leave in one write at the
+    // flush (`send_outbound`); it grows only on a link that streams.
     ws.max_message_size(MAX_CONTROL_FRAME)
         .max_frame_size(MAX_CONTROL_FRAME)
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        .write_buffer_size(8 * 1024)
         .on_upgrade(move |socket| run(st, agent_id, peer, socket))
 }
 
@@ -224,7 +227,7 @@ async fn run(st: AppState, agent_id: String, peer: SocketAddr, mut socket: WebSo
                 }
             }
             out = outbox.next() => {
-                if !send_outbound(&mut socket, out).await {
+                if !send_outbound(&mut socket, out, &outbox).await {
                     reason = Some("send failed".into());
                 }
             }
@@ -408,14 +411,29 @@ fn refusal(reason: RefusalReason, message: &str) -> ControllerMessage {
     ControllerMessage::Refused(Refusal { reason, message: message.to_string() })
 }
 
-/// Sends what the live outbox holds next: a command as text, a frame as
-/// binary. False when the link failed.
-async fn send_outbound(socket: &mut WebSocket, out: Outbound) -> bool {
-    let message = match out {
+/// Most outbox messages written with one flush.
+const OUTBOUND_BATCH: usize = 16;
+
+/// Sends what the live outbox holds next, a command as text, a frame as
+/// binary, and whatever else already waits there (up to
+/// [`OUTBOUND_BATCH`]) with one flush: a file source's frames come in
+/// bursts, and one TLS write per burst instead of per frame is what keeps
+/// a county-wide fan-out cheap. False when the link failed.
+async fn send_outbound(socket: &mut WebSocket, first: Outbound, outbox: &Outbox) -> bool {
+    let message = |out| match out {
         Outbound::Control(text) => Message::Text(Utf8Bytes::from(text)),
         Outbound::Frame(bytes) => Message::Binary(bytes),
     };
-    socket.send(message).await.is_ok()
+    if socket.feed(message(first)).await.is_err() {
+        return false;
+    }
+    for _ in 1..OUTBOUND_BATCH {
+        let Some(out) = outbox.try_next() else { break };
+        if socket.feed(message(out)).await.is_err() {
+            return false;
+        }
+    }
+    socket.flush().await.is_ok()
 }
 
 async fn send(socket: &mut WebSocket, msg: ControllerMessage) -> bool {

@@ -48,7 +48,8 @@ use super::playback::Playback;
 use super::timer::Timer;
 use super::{CoreEvent, Ctx, Effects, Output, PersistRequest};
 
-/// A gap in sequence numbers larger than this (a minute of 20 ms frames) is
+/// A gap in sequence numbers larger than this (a minute of 20 ms frames,
+/// half a minute of the microphone's 10 ms) is
 /// taken as the sender restarting its numbering, and not counted as lost.
 pub const MAX_COUNTED_GAP: u32 = 3_000;
 

@@ -2,19 +2,20 @@
 //! number as they arrive, one out per frame period as the output needs it.
 //!
 //! - **Depth.** Playout starts once [`JitterBuffer::target`] worth of frames
-//!   wait (at least [`JitterConfig::min_ms`], 40 ms by default: two 20 ms
-//!   frames on a clean link). The target follows the measured jitter:
+//!   wait (at least [`JitterConfig::min_ms`], 10 ms by default: one 10 ms
+//!   microphone frame on a clean link; `[audio] live_min_delay_ms`). The target follows the measured jitter:
 //!   `min + max(4 × J, P)`, where J is RFC 3550's smoothed inter-arrival
 //!   jitter (the spread of arrival minus capture time between consecutive
 //!   frames, gain 1/16) and P the largest recent spread, decaying with a
-//!   half-life of about 700 frames (14 s), so one burst of delay is covered
+//!   half-life of 14 s (700 frames of 20 ms, 1,400 of 10 ms), so one burst
+//!   of delay is covered
 //!   at once and forgotten slowly. It never exceeds [`JitterConfig::max_ms`]
 //!   (500 ms by default).
 //! - **Growing and shrinking.** When fewer frames wait than the target, one
 //!   concealed frame is played instead of the next (the buffer gains a
-//!   frame); when more than the target plus two wait, the oldest is skipped.
-//!   Each at most once every [`ADAPT_EVERY`] frames, so the audio is not
-//!   chopped while it settles.
+//!   frame); when more than the target plus [`SHRINK_MARGIN_MS`] (at least
+//!   two frames) wait, the oldest is skipped. Each at most once every
+//!   [`ADAPT_EVERY_MS`], so the audio is not chopped while it settles.
 //! - **Order and loss.** Frames are played in sequence order whatever order
 //!   they arrive in; a duplicate is dropped, and so is a frame that arrives
 //!   after its turn. A frame missing at its turn while a later one waits is
@@ -31,8 +32,13 @@
 
 use std::collections::BTreeMap;
 
-/// The buffer adapts its depth at most once every this many frames.
-pub const ADAPT_EVERY: u64 = 8;
+/// The buffer adapts its depth at most once in this long (8 frames of
+/// 20 ms, 16 of 10 ms).
+pub const ADAPT_EVERY_MS: u64 = 160;
+/// The buffer shrinks only when it holds this much (and at least two
+/// frames) more than its target: arrivals in bursts swing the depth, and a
+/// margin of a frame or two at 10 ms would skip and stretch by turns.
+pub const SHRINK_MARGIN_MS: u32 = 40;
 
 /// Limits of a [`JitterBuffer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,7 +51,7 @@ pub struct JitterConfig {
 
 impl Default for JitterConfig {
     fn default() -> Self {
-        JitterConfig { min_ms: 40, max_ms: 500 }
+        JitterConfig { min_ms: 10, max_ms: 500 }
     }
 }
 
@@ -133,7 +139,8 @@ impl JitterBuffer {
             self.jitter_us += (d - self.jitter_us) / 16.0;
             self.peak_us = self.peak_us.max(d);
         }
-        self.peak_us *= 0.999;
+        // 0.999 per 20 ms: the same 14 s half-life whatever the frame length.
+        self.peak_us *= 0.999f64.powf(f64::from(self.frame_ms) / 20.0);
         self.last_transit_us = Some(transit);
         if self.next.is_some_and(|next| ext < next) || self.queue.contains_key(&ext) {
             self.stats.dropped += 1;
@@ -179,14 +186,15 @@ impl JitterBuffer {
         }
         self.starved = 0;
         let depth = self.queue.last_key_value().map_or(0, |(last, _)| last + 1).saturating_sub(next);
-        let may_adapt = self.periods >= self.adapted_at + ADAPT_EVERY;
+        let may_adapt = (self.periods - self.adapted_at) * u64::from(self.frame_ms) >= ADAPT_EVERY_MS;
+        let margin = self.frames_of(SHRINK_MARGIN_MS).max(2) as u64;
         if may_adapt && depth < target as u64 {
             self.adapted_at = self.periods;
             self.stats.stretched += 1;
             return Playout::Conceal;
         }
         let mut next = next;
-        if may_adapt && depth > target as u64 + 2 {
+        if may_adapt && depth > target as u64 + margin {
             self.adapted_at = self.periods;
             if self.queue.remove(&next).is_some() {
                 self.stats.dropped += 1;
@@ -261,6 +269,8 @@ mod tests {
     use super::*;
 
     const FRAME_US: i64 = 20_000;
+    /// Two 20 ms frames minimum: the cases below count frames against it.
+    const FORTY: JitterConfig = JitterConfig { min_ms: 40, max_ms: 500 };
 
     fn packet(seq: u32) -> Vec<u8> {
         seq.to_be_bytes().to_vec()
@@ -281,7 +291,7 @@ mod tests {
 
     #[test]
     fn frames_play_in_sequence_order_after_the_minimum_depth() {
-        let mut b = JitterBuffer::new(JitterConfig::default());
+        let mut b = JitterBuffer::new(FORTY);
         assert_eq!(b.target_ms(), 40, "a clean link starts small");
         push(&mut b, 10, 0);
         assert_eq!(b.pop(), Playout::Silence, "filling up");
@@ -295,7 +305,7 @@ mod tests {
 
     #[test]
     fn a_missing_frame_is_concealed_and_a_late_one_dropped() {
-        let mut b = JitterBuffer::new(JitterConfig::default());
+        let mut b = JitterBuffer::new(FORTY);
         for seq in [1, 2, 4, 5] {
             push(&mut b, seq, 0);
         }
@@ -315,7 +325,7 @@ mod tests {
 
     #[test]
     fn sequence_numbers_wrap() {
-        let mut b = JitterBuffer::new(JitterConfig::default());
+        let mut b = JitterBuffer::new(FORTY);
         for seq in [u32::MAX - 1, u32::MAX, 0, 1] {
             push(&mut b, seq, 0);
         }
@@ -325,20 +335,20 @@ mod tests {
 
     #[test]
     fn the_depth_grows_with_jitter_and_stays_bounded() {
-        let mut b = JitterBuffer::new(JitterConfig::default());
+        let mut b = JitterBuffer::new(FORTY);
         for seq in 0..100 {
             push(&mut b, seq, 5_000);
         }
         assert_eq!(b.target_ms(), 40, "constant delay is not jitter");
         // 0 or 60 ms late, alternately: the depth covers the spread.
-        let mut b = JitterBuffer::new(JitterConfig::default());
+        let mut b = JitterBuffer::new(FORTY);
         for seq in 0..100 {
             push(&mut b, seq, if seq % 2 == 0 { 0 } else { 60_000 });
         }
         let t = b.target_ms();
         assert!((100..=300).contains(&t), "{t} ms");
         // Wild jitter (up to 3 s): capped.
-        let mut b = JitterBuffer::new(JitterConfig::default());
+        let mut b = JitterBuffer::new(FORTY);
         for seq in 0..100 {
             push(&mut b, seq, i64::from(seq % 7) * 500_000);
         }
@@ -347,7 +357,7 @@ mod tests {
 
     #[test]
     fn a_growing_target_inserts_a_concealed_frame_and_an_overfull_buffer_skips() {
-        let mut b = JitterBuffer::new(JitterConfig::default());
+        let mut b = JitterBuffer::new(FORTY);
         for seq in 0..3 {
             push(&mut b, seq, 0);
         }
@@ -381,7 +391,7 @@ mod tests {
 
     #[test]
     fn an_output_catching_up_plays_the_late_frames_instead_of_dropping_them() {
-        let mut b = JitterBuffer::new(JitterConfig::default());
+        let mut b = JitterBuffer::new(FORTY);
         for seq in 0..3 {
             push(&mut b, seq, 0);
         }
@@ -415,7 +425,7 @@ mod tests {
 
     #[test]
     fn a_stalled_stream_fills_up_again_and_the_queue_is_bounded() {
-        let mut b = JitterBuffer::new(JitterConfig::default());
+        let mut b = JitterBuffer::new(FORTY);
         push(&mut b, 0, 0);
         push(&mut b, 1, 0);
         b.pop();

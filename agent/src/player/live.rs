@@ -27,6 +27,8 @@ pub(super) struct LiveItem {
     /// No sample leaves the output before this (the amplifier's warm-up).
     pub(super) target: Instant,
     pub(super) amplitude: f32,
+    /// The jitter buffer's depths (`[audio] live_*_delay_ms`).
+    pub(super) jitter: JitterConfig,
     pub(super) news: NewsSender,
 }
 
@@ -56,7 +58,7 @@ impl LivePlaying {
             }
         };
         LivePlaying {
-            jitter: JitterBuffer::new(JitterConfig::default()),
+            jitter: JitterBuffer::new(item.jitter),
             decoder,
             block: Vec::with_capacity(MAX_PACKET_SAMPLES),
             pos: 0,
@@ -167,7 +169,16 @@ mod tests {
     fn a_tone_with_a_lost_frame_plays_through_with_concealment() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let t0 = clock::now().mono;
-        let item = LiveItem { session_id: "L1".into(), stream_id: 7, target: t0, amplitude: 1.0, news: tx };
+        let item = LiveItem {
+            session_id: "L1".into(),
+            stream_id: 7,
+            target: t0,
+            amplitude: 1.0,
+            // Two frames deep: the lost frame is known lost (a later one
+            // waits) at its turn, so exactly one period is concealed.
+            jitter: JitterConfig { min_ms: 40, max_ms: 500 },
+            news: tx,
+        };
         let mut live = LivePlaying::new(item);
         let tone = sine(440.0, RATE, 1.0, 0.5);
         let mut encoder = Encoder::new(&OpusSettings::default()).expect("encoder");

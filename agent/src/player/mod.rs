@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 
 use dalaba_protocol::live::LiveFrame;
 
-pub use output::AudioPlayer;
+pub use output::{AudioPlayer, OutputSettings};
 pub use simulated::SimulatedPlayer;
 
 use crate::shell::NewsSender;

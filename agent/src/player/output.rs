@@ -14,6 +14,7 @@ use dalaba_audio::{AudioError, StreamDecoder};
 
 use dalaba_protocol::live::LiveFrame;
 
+use super::jitter::JitterConfig;
 use super::live::LiveItem;
 use super::mixer::{Block, Command, Item, Mixer, RATE};
 use super::{LiveRequest, StartRequest};
@@ -25,11 +26,21 @@ use crate::shell::{News, NewsSender};
 /// ready ahead of the output: about two seconds (under 1 MB).
 const BLOCKS_AHEAD: usize = 100;
 
-/// Frames per ALSA period (21 ms at 48 kHz; the buffer is two periods).
-const PERIOD_FRAMES: u32 = 1024;
-
 /// The null output's pacing step.
 const NULL_STEP_FRAMES: usize = 480;
+
+/// How the output is opened and live streams are buffered (`[audio]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputSettings {
+    /// "default", an ALSA device name such as "plughw:1,0", or "null".
+    pub device: String,
+    /// How early the core should hand items over.
+    pub lead: Duration,
+    /// Frames per ALSA period; the device buffer is two periods.
+    pub period_frames: u32,
+    /// A live stream's jitter-buffer depths.
+    pub jitter: JitterConfig,
+}
 
 /// cpal/ALSA output with a pre-roll. Dropping it closes the output.
 #[derive(Debug)]
@@ -47,15 +58,14 @@ enum Control {
 }
 
 impl AudioPlayer {
-    /// Opens `output` ("default", an ALSA device name such as
-    /// "plughw:1,0", or "null") on a thread of its own and keeps it open.
-    /// Never fails: an output that cannot be opened is logged now, tried
-    /// again at each item, and each item it fails is reported as failed.
-    pub fn open(output: &str, lead: Duration) -> AudioPlayer {
+    /// Opens the output on a thread of its own and keeps it open. Never
+    /// fails: an output that cannot be opened is logged now, tried again
+    /// at each item, and each item it fails is reported as failed.
+    pub fn open(settings: OutputSettings) -> AudioPlayer {
         let (control, commands) = mpsc::channel();
-        let output = output.to_string();
+        let lead = settings.lead;
         let spawned = std::thread::Builder::new().name("dalaba-player".into()).spawn(move || {
-            let mut player = ControlThread::new(output);
+            let mut player = ControlThread::new(settings);
             for command in commands {
                 player.handle(command);
             }
@@ -106,7 +116,7 @@ impl AudioPlayer {
 
 /// The control thread's state.
 struct ControlThread {
-    name: String,
+    settings: OutputSettings,
     output: Option<Output>,
     /// The latest item's entry and its stop flag.
     current: Option<(String, Arc<AtomicBool>)>,
@@ -123,12 +133,13 @@ struct Output {
 
 impl ControlThread {
     /// Opens the output at once, so the first item costs nothing either.
-    fn new(name: String) -> ControlThread {
-        let mut thread = ControlThread { name, output: None, current: None };
+    fn new(settings: OutputSettings) -> ControlThread {
+        let mut thread = ControlThread { settings, output: None, current: None };
         match thread.ensure_open() {
-            Ok(()) => tracing::info!(output = %thread.name, "audio output open"),
+            Ok(()) => tracing::info!(output = %thread.settings.device, "audio output open"),
             Err(e) => {
-                tracing::error!(output = %thread.name, error = %e, "audio output not available; will retry at the next item")
+                let output = &thread.settings.device;
+                tracing::error!(%output, error = %e, "audio output not available; will retry at the next item")
             }
         }
         thread
@@ -168,6 +179,7 @@ impl ControlThread {
                     session_id: request.session_id,
                     stream_id: request.stream_id,
                     target: clock::mono_at(request.at_ms),
+                    jitter: self.settings.jitter,
                     news,
                 };
                 self.to_mixer(Command::Live(item));
@@ -195,10 +207,10 @@ impl ControlThread {
         }
         self.output = None;
         let broken = Arc::new(AtomicBool::new(false));
-        let (mixer, stream) = if self.name == "null" {
+        let (mixer, stream) = if self.settings.device == "null" {
             (open_null()?, None)
         } else {
-            let (mixer, stream) = open_alsa(&self.name, Arc::clone(&broken))?;
+            let (mixer, stream) = open_alsa(&self.settings.device, self.settings.period_frames, Arc::clone(&broken))?;
             (mixer, Some(stream))
         };
         self.output = Some(Output { mixer, broken, _stream: stream });
@@ -286,8 +298,9 @@ fn first_block_after(decoder: &mut StreamDecoder, mut skip: usize) -> Result<Opt
 }
 
 /// Opens an ALSA device through cpal: 48 kHz, stereo (every channel the
-/// same) or mono, 32-bit float or 16-bit, periods of [`PERIOD_FRAMES`].
-fn open_alsa(name: &str, broken: Arc<AtomicBool>) -> Result<(Sender<Command>, cpal::Stream), String> {
+/// same) or mono, 32-bit float or 16-bit, periods of `period` frames (or
+/// the device's own when it refuses that).
+fn open_alsa(name: &str, period: u32, broken: Arc<AtomicBool>) -> Result<(Sender<Command>, cpal::Stream), String> {
     let host = cpal::default_host();
     let device = if name == "default" {
         host.default_output_device().ok_or_else(|| "ALSA has no default output device".to_string())?
@@ -297,10 +310,10 @@ fn open_alsa(name: &str, broken: Arc<AtomicBool>) -> Result<(Sender<Command>, cp
     };
     let mut first_error = None;
     for (channels, format, buffer) in [
-        (2, cpal::SampleFormat::F32, BufferSize::Fixed(PERIOD_FRAMES)),
-        (2, cpal::SampleFormat::I16, BufferSize::Fixed(PERIOD_FRAMES)),
-        (1, cpal::SampleFormat::F32, BufferSize::Fixed(PERIOD_FRAMES)),
-        (1, cpal::SampleFormat::I16, BufferSize::Fixed(PERIOD_FRAMES)),
+        (2, cpal::SampleFormat::F32, BufferSize::Fixed(period)),
+        (2, cpal::SampleFormat::I16, BufferSize::Fixed(period)),
+        (1, cpal::SampleFormat::F32, BufferSize::Fixed(period)),
+        (1, cpal::SampleFormat::I16, BufferSize::Fixed(period)),
         (2, cpal::SampleFormat::F32, BufferSize::Default),
         (2, cpal::SampleFormat::I16, BufferSize::Default),
     ] {

@@ -11,7 +11,8 @@
 //! locally). Each agent online gets a [`SignedCommand`] `live_start` on its
 //! link; offline agents get one when they next say hello
 //! ([`Live::attach`]), so a reconnecting agent rejoins within a second.
-//! A source task (`source`) encodes 20 ms Opus packets, paced in real time,
+//! A source task (`source`) encodes Opus packets (20 ms from a file, 10 ms
+//! from a microphone), paced in real time,
 //! and [`Live::fan_out`] pushes each, as a [`LiveFrame`], into every taking
 //! part agent's [`Outbox`]. The session ends by [`Live::stop`], when its
 //! source ends, or at its maximum duration: every agent still in it gets a
@@ -592,25 +593,32 @@ impl Live {
         self.agent_changed(st, &updated.0, updated.1, true).await;
     }
 
-    /// Pushes one Opus packet to every agent taking part in the session.
-    /// Returns false when the session is over.
-    pub fn fan_out(&self, st: &AppState, session_id: &str, opus: Vec<u8>, capture_us: i64) -> bool {
+    /// Pushes Opus packets with their capture times (µs), in order, to
+    /// every agent taking part in the session, each agent's in one go (a
+    /// file's burst, see `source`). Returns false when the session is over.
+    pub fn fan_out(&self, st: &AppState, session_id: &str, packets: Vec<(Vec<u8>, i64)>) -> bool {
         let (mut sent, mut dropped) = (0u64, 0u64);
         {
             let mut reg = self.lock();
             let Registry { sessions, links, .. } = &mut *reg;
             let Some(s) = sessions.get_mut(session_id).filter(|s| s.is_live()) else { return false };
-            let frame = Bytes::from(LiveFrame { stream_id: s.stream_id, seq: s.seq, capture_us, opus }.encode());
-            s.seq = s.seq.wrapping_add(1);
-            s.report.frames_sent += 1;
+            let frames: Vec<Bytes> = packets
+                .into_iter()
+                .map(|(opus, capture_us)| {
+                    let frame = LiveFrame { stream_id: s.stream_id, seq: s.seq, capture_us, opus };
+                    s.seq = s.seq.wrapping_add(1);
+                    Bytes::from(frame.encode())
+                })
+                .collect();
+            let n = frames.len() as u64;
+            s.report.frames_sent += n;
             for a in s.report.agents.iter_mut().filter(|a| a.state.is_taking_part()) {
                 if let Some((_, outbox)) = links.get(&a.agent_id) {
-                    a.frames_sent += 1;
-                    sent += 1;
-                    if outbox.push_frame(frame.clone()) {
-                        a.frames_dropped += 1;
-                        dropped += 1;
-                    }
+                    a.frames_sent += n;
+                    sent += n;
+                    let lost = outbox.push_frames(&frames);
+                    a.frames_dropped += lost;
+                    dropped += lost;
                 }
             }
         }

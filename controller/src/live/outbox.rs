@@ -13,8 +13,9 @@ use std::sync::{Mutex, PoisonError};
 use axum::body::Bytes;
 use tokio::sync::Notify;
 
-/// Most live frames waiting on one link: one second of 20 ms frames.
-pub const FRAME_QUEUE: usize = 50;
+/// Most live frames waiting on one link: one second of the microphone's
+/// 10 ms frames, two of a file's 20 ms frames.
+pub const FRAME_QUEUE: usize = 100;
 
 /// What the link sends next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,14 +67,24 @@ impl Outbox {
     /// Queues a frame; returns true when the oldest waiting frame was
     /// dropped to make room.
     pub fn push_frame(&self, frame: Bytes) -> bool {
-        let dropped = {
+        self.push_frames(std::slice::from_ref(&frame)) > 0
+    }
+
+    /// Queues frames in order and wakes the link once; returns how many
+    /// of the oldest waiting were dropped to make room.
+    pub fn push_frames(&self, frames: &[Bytes]) -> u64 {
+        let mut dropped = 0;
+        {
             let mut q = self.lock();
-            let dropped = q.frames.len() >= self.capacity && q.frames.pop_front().is_some();
-            q.frames.push_back(frame);
-            dropped
-        };
-        if dropped {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            for frame in frames {
+                if q.frames.len() >= self.capacity && q.frames.pop_front().is_some() {
+                    dropped += 1;
+                }
+                q.frames.push_back(frame.clone());
+            }
+        }
+        if dropped > 0 {
+            self.dropped.fetch_add(dropped, Ordering::Relaxed);
         }
         self.ready.notify_one();
         dropped
@@ -150,6 +161,16 @@ mod tests {
         assert_eq!(q.frames_waiting(), 3);
         let left: Vec<_> = std::iter::from_fn(|| q.try_next()).collect();
         assert_eq!(left, [2, 3, 4].map(|n| Outbound::Frame(frame(n))));
+    }
+
+    #[test]
+    fn a_burst_queues_in_order_and_drops_the_oldest_to_fit() {
+        let q = Outbox::new(4);
+        assert_eq!(q.push_frames(&[frame(0), frame(1), frame(2)]), 0);
+        assert_eq!(q.push_frames(&[frame(3), frame(4), frame(5)]), 2);
+        assert_eq!(q.dropped(), 2);
+        let left: Vec<_> = std::iter::from_fn(|| q.try_next()).collect();
+        assert_eq!(left, [2, 3, 4, 5].map(|n| Outbound::Frame(frame(n))));
     }
 
     #[tokio::test]

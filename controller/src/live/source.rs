@@ -1,19 +1,23 @@
 //! A session's audio source: prepared before the session starts (so a bad
 //! file or a missing espeak-ng is the caller's error, not a silent
-//! session), then run by one task that encodes 20 ms Opus packets, paces
-//! them in real time and hands them to [`Live::fan_out`](super::Live::fan_out).
+//! session), then run by one task that encodes Opus packets, paces them in
+//! real time and hands them to [`Live::fan_out`](super::Live::fan_out).
 //!
 //! Files (a library item, a text spoken by espeak-ng, decoded bytes) are
 //! decoded and encoded on the blocking pool, a few packets ahead of the
-//! pacing. The microphone arrives as 16-bit PCM over its WebSocket, the
-//! host input (`host_input`) from cpal's capture callback; both are paced
-//! by their sender and encoded as they come, by the same task.
+//! pacing, in 20 ms frames: nobody waits on a recording's latency, and
+//! fewer packets halve the fan-out's work. The microphone arrives as 16-bit
+//! PCM over its WebSocket, the host input (`host_input`) from cpal's
+//! capture callback; both are paced by their sender and encoded as they
+//! come, by the same task, in 10 ms frames with the low-delay encoder
+//! (2.5 ms lookahead instead of 6.5): a person is speaking, and every
+//! millisecond between mouth and loudspeaker counts.
 
 use std::io::Cursor;
 use std::time::Duration;
 
 use dalaba_audio::StreamDecoder;
-use dalaba_audio::opus::{Encoder, FRAME_SAMPLES, OpusSettings};
+use dalaba_audio::opus::{Encoder, FRAME_SAMPLES, OpusSettings, SHORT_FRAME_SAMPLES};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -35,6 +39,12 @@ const MIC_WAIT: Duration = Duration::from_secs(60);
 const PACKETS_AHEAD: usize = 8;
 /// One packet's duration.
 const FRAME: Duration = Duration::from_millis(20);
+/// A file's packets leave in bursts of this many (100 ms of audio): each
+/// agent link writes a burst with one TLS write (`link::send_outbound`)
+/// instead of one per packet, which is most of a county-wide fan-out's
+/// cost. The packets carry their media time as capture time, so agents'
+/// jitter buffers see the bursts as arrival spread and stay deep enough.
+const BURST: u32 = 5;
 /// After a file's last packet, time for it to leave the agents' buffers
 /// before the stop is sent.
 const TAIL: Duration = Duration::from_millis(1_000);
@@ -201,32 +211,54 @@ async fn pace(
     max: Duration,
 ) -> Option<String> {
     let paced = lead.is_some();
-    let start = Instant::now() + lead.unwrap_or_default();
+    let lead = lead.unwrap_or_default();
+    let start = Instant::now() + lead;
+    let start_us = st.clock.now_ms().saturating_add(lead.as_millis() as i64).saturating_mul(1000);
     let deadline = Instant::now() + max;
     let mut n: u32 = 0;
+    let burst_len = if paced { BURST as usize } else { 1 };
     let ended = loop {
-        let next = tokio::select! {
-            _ = stop.cancelled() => return None,
-            _ = sleep_until(deadline) => return Some("max duration".into()),
-            next = rx.recv() => next,
-        };
-        let packet = match next {
-            Some(Ok(packet)) => packet,
-            Some(Err(reason)) => break reason,
-            None => break "the source ended".into(),
-        };
-        if paced {
-            tokio::select! {
+        let mut burst = Vec::with_capacity(burst_len);
+        let mut ended = None;
+        while burst.len() < burst_len {
+            let next = tokio::select! {
                 _ = stop.cancelled() => return None,
                 _ = sleep_until(deadline) => return Some("max duration".into()),
-                _ = sleep_until(start + FRAME * n) => {}
+                next = rx.recv() => next,
+            };
+            match next {
+                Some(Ok(packet)) => burst.push(packet),
+                Some(Err(reason)) => ended = Some(reason),
+                None => ended = Some("the source ended".into()),
+            }
+            if ended.is_some() {
+                break;
             }
         }
-        let capture_us = st.clock.now_ms().saturating_mul(1000);
-        if !st.live.fan_out(st, session_id, packet, capture_us) {
-            return None;
+        if !burst.is_empty() {
+            if paced {
+                tokio::select! {
+                    _ = stop.cancelled() => return None,
+                    _ = sleep_until(deadline) => return Some("max duration".into()),
+                    _ = sleep_until(start + FRAME * n) => {}
+                }
+            }
+            let now_us = st.clock.now_ms().saturating_mul(1000);
+            let frames: Vec<(Vec<u8>, i64)> = (n..)
+                .zip(burst)
+                .map(|(k, packet)| {
+                    let media_us = start_us.saturating_add(i64::from(k) * FRAME.as_micros() as i64);
+                    (packet, if paced { media_us } else { now_us })
+                })
+                .collect();
+            n = n.wrapping_add(frames.len() as u32);
+            if !st.live.fan_out(st, session_id, frames) {
+                return None;
+            }
         }
-        n = n.wrapping_add(1);
+        if let Some(reason) = ended {
+            break reason;
+        }
     };
     if paced {
         // Let the last packets play before the stop reaches the agents.
@@ -282,7 +314,7 @@ async fn encode_pcm(
     wait: String,
     gone: impl FnOnce() -> String,
 ) {
-    let mut encoder = match Encoder::new(&OPUS) {
+    let mut encoder = match Encoder::low_delay(&OPUS) {
         Ok(e) => e,
         Err(e) => {
             let _ = tx.send(Err(format!("cannot start the Opus encoder: {e}"))).await;
@@ -300,12 +332,12 @@ async fn encode_pcm(
             return;
         }
     };
-    let mut frame = Vec::with_capacity(FRAME_SAMPLES);
+    let mut frame = Vec::with_capacity(SHORT_FRAME_SAMPLES);
     let mut chunk = Some(first);
     while let Some(samples) = chunk {
         for sample in samples {
             frame.push(sample);
-            if frame.len() == FRAME_SAMPLES {
+            if frame.len() == SHORT_FRAME_SAMPLES {
                 let mut packet = None;
                 if !send_frame(&mut encoder, &mut frame, |p| {
                     packet = Some(p);

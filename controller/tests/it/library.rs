@@ -19,7 +19,7 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 /// Half a second of a 440 Hz tone as 16-bit mono WAV, written here.
-fn wav_tone() -> Vec<u8> {
+pub(crate) fn wav_tone() -> Vec<u8> {
     let rate: u32 = 16_000;
     let samples: Vec<i16> = (0..rate / 2)
         .map(|i| ((i as f32 * 440.0 * std::f32::consts::TAU / rate as f32).sin() * 8000.0) as i16)

@@ -15,7 +15,7 @@ use dalaba_protocol::state::Priority;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde_json::{Value, json};
 
-use crate::harness::{Harness, Payload, Seeded, T0, call, enrol, error_message, seed};
+use crate::harness::{Harness, Payload, Seeded, T0, call, enrol, error_message, raw, seed};
 
 /// A seeded county with one agent per village.
 async fn county() -> (Harness, Seeded, [String; 2]) {
@@ -171,7 +171,7 @@ async fn an_emergency_takes_villages_from_paging() {
     assert_eq!(agent_state(&r, &a1)["state"], "sent");
     assert_eq!(r["ended_at_ms"], Value::Null, "village 1 still hears the page");
     // Frames of the paging session now reach village 1 only.
-    assert!(h.state.live.fan_out(&h.state, &paging, vec![1, 2, 3], 0));
+    assert!(h.state.live.fan_out(&h.state, &paging, vec![(vec![1, 2, 3], 0)]));
     assert_eq!(links[0].try_next(), None);
     assert!(matches!(links[1].try_next(), Some(Outbound::Frame(_))));
     // A second emergency over village 1 empties the paging session: it ends.
@@ -230,7 +230,7 @@ async fn a_slow_agent_drops_its_oldest_frames_without_stalling_the_others() {
     command(&h, &slow);
     let n = dalaba_controller::live::FRAME_QUEUE as u32 + 10;
     for i in 0..n {
-        assert!(h.state.live.fan_out(&h.state, id, vec![0xf8, i as u8], i64::from(i)));
+        assert!(h.state.live.fan_out(&h.state, id, vec![(vec![0xf8, i as u8], i64::from(i))]));
         // The fast agent's link takes every frame as it comes.
         match fast.try_next() {
             Some(Outbound::Frame(bytes)) => {
@@ -260,10 +260,49 @@ async fn a_slow_agent_drops_its_oldest_frames_without_stalling_the_others() {
     assert!(h.state.metrics.render().contains("dalaba_live_frames_dropped_total 10"));
     // Control messages are never dropped, and go before waiting frames.
     for i in 0..3 {
-        h.state.live.fan_out(&h.state, id, vec![0xf8, i], 0);
+        h.state.live.fan_out(&h.state, id, vec![(vec![0xf8, i], 0)]);
     }
     h.state.live.stop(&h.state, id, "done").await.expect("stop");
     assert!(matches!(slow.try_next(), Some(Outbound::Control(_))));
+}
+
+/// A file's packets leave in bursts of five, all pushed to a link at
+/// once (one write there), stamped with their media time 20 ms apart so
+/// the agent's jitter buffer sees the burst as arrival spread.
+#[tokio::test]
+async fn a_file_source_sends_bursts_stamped_with_their_media_time() {
+    let (h, s, [a0, _]) = county().await;
+    let path = "/api/v1/library?title=t&category=legal&filename=tone.wav";
+    let (status, item) =
+        call(&h.app, Method::POST, path, raw("application/octet-stream", crate::library::wav_tone())).await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    let link = h.state.live.attach(&h.state, &a0, 1);
+    let body = json!({"title": "通知", "priority": "paging", "targets": {"villages": [s.villages[0]]},
+                      "source": {"type": "library_item", "item_id": item["id"]}});
+    start(&h, Payload::Json(body)).await;
+    command(&h, &link);
+    let mut frames = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    // Half a second of audio: 25 frames, five bursts.
+    while frames.len() < 25 {
+        assert!(tokio::time::Instant::now() < deadline, "frames in time: {} so far", frames.len());
+        let waiting = link.frames_waiting();
+        if waiting == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            continue;
+        }
+        assert_eq!(waiting, 5, "a whole burst at once, after {} frames", frames.len());
+        for _ in 0..waiting {
+            match link.try_next() {
+                Some(Outbound::Frame(b)) => frames.push(LiveFrame::decode(&b).expect("frame")),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    for pair in frames.windows(2) {
+        assert_eq!(pair[1].seq, pair[0].seq + 1);
+        assert_eq!(pair[1].capture_us - pair[0].capture_us, 20_000, "media time, 20 ms a frame");
+    }
 }
 
 #[tokio::test]
@@ -298,7 +337,7 @@ async fn reports_and_refusals_make_the_session_report() {
     assert_eq!(agent_state(&r, &a1)["state"], "refused");
     assert_eq!(agent_state(&r, &a1)["reason"], "expired");
     // A refused agent gets no frames.
-    h.state.live.fan_out(&h.state, &id, vec![1], 0);
+    h.state.live.fan_out(&h.state, &id, vec![(vec![1], 0)]);
     assert!(matches!(l0.try_next(), Some(Outbound::Frame(_))));
     assert_eq!(l1.try_next(), None);
     // Dashboards heard of every change.

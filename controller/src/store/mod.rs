@@ -33,13 +33,13 @@ use thiserror::Error;
 
 use dalaba_protocol::state::PlayEvent;
 
-use crate::schedules::{ScheduleSpec, StoredSchedule, Timetable};
-use dalaba_schedules::QuietHours;
+use crate::alerts::{AlertRecord, NewAlertRecord};
 use crate::directory::{CsvErrors, ImportRow, ImportSummary, NewRegion, Region, RegionPatch, ValidationError};
 use crate::library::{Category, LibraryItem, LibraryItemPatch, NewCategory, NewLibraryItem, StoredFile};
 use crate::live::{AgentReport, SessionReport};
-use crate::alerts::{AlertRecord, NewAlertRecord};
+use crate::schedules::{ScheduleSpec, StoredSchedule, Timetable};
 use crate::tokens::{ApiToken, NewApiToken};
+use dalaba_schedules::QuietHours;
 
 /// What [`Store::record_play_events`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

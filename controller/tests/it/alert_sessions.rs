@@ -64,10 +64,7 @@ async fn a_cancel_naming_only_the_first_alert_stops_its_update() {
     let (h, t) = setup().await;
     let (_, first) = post(&h.app, Some(&t), ZH).await;
     let (_, update) = post(&h.app, Some(&t), UPDATE).await;
-    let only_first = CANCEL.replace(
-        " jcqx@weather.gansu.example,620821-QX-20250615-002,2025-06-16T01:40:00+08:00",
-        "",
-    );
+    let only_first = CANCEL.replace(" jcqx@weather.gansu.example,620821-QX-20250615-002,2025-06-16T01:40:00+08:00", "");
     let (status, cancel) = post(&h.app, Some(&t), only_first).await;
     assert_eq!(status, StatusCode::OK, "{cancel}");
     assert_eq!(session(&cancel), session(&update), "the thread's latest session, not {}", session(&first));

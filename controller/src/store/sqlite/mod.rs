@@ -22,13 +22,15 @@ use rusqlite::Connection;
 use super::migrations::{self, latest_version};
 use dalaba_protocol::state::PlayEvent;
 
-use super::{DesiredVersion, Agent, EnrolmentCode, NewAgent, PlayEventsStored, RedeemError, Store, StoreError, StoredPlayEvent};
+use super::{
+    Agent, DesiredVersion, EnrolmentCode, NewAgent, PlayEventsStored, RedeemError, Store, StoreError, StoredPlayEvent,
+};
+use crate::alerts::{AlertRecord, NewAlertRecord};
 use crate::directory::{ImportRow, ImportSummary, NewRegion, Region, RegionPatch};
 use crate::library::{Category, LibraryItem, LibraryItemPatch, NewCategory, NewLibraryItem, StoredFile};
 use crate::live::{AgentReport, SessionReport};
-use crate::alerts::{AlertRecord, NewAlertRecord};
-use crate::tokens::{ApiToken, NewApiToken};
 use crate::schedules::{ScheduleSpec, StoredSchedule, Timetable};
+use crate::tokens::{ApiToken, NewApiToken};
 use dalaba_schedules::QuietHours;
 
 /// How long a write waits for another connection's transaction.

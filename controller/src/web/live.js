@@ -1,11 +1,14 @@
 // The live console (#/live): targets from the region tree, priority
-// (paging or emergency), the source (the operator's microphone, a library
-// item or typed text played now), volume and title; a large start button
-// that asks first, naming how many villages will be interrupted; while on
-// the air, the session view (livesession.js); the live and recent sessions
-// below. #/live/<id> shows one session (live with its stop button, or its
-// report). The server's refusals (409: a village is held by another
-// session; 422: no agent to play it) are shown with its message.
+// (paging or emergency), the source (the operator's microphone, the
+// controller host's microphone or line-in, a library item or typed text
+// played now), volume and title; a large start button that asks first,
+// naming how many villages will be interrupted; while on the air, the
+// session view (livesession.js), which for a live source tells the
+// operator to wait while the amplifiers warm up and then to speak; the
+// live and recent sessions below. #/live/<id> shows one session (live with
+// its stop button, or its report). The server's refusals (409: a village,
+// or the host input, is held by another session; 422: no agent to play it,
+// or no host input configured) are shown with its message.
 import { apiMessage, getJSON, loadErrorText, sendJSON } from './api.js';
 import { absTime } from './format.js';
 import { t } from './i18n.js';
@@ -17,8 +20,22 @@ import { onLiveEvent } from './sync.js';
 import { targetsForm } from './targets.js';
 import { debounce, field, h, regionIndex, showError } from './ui.js';
 
-const SOURCES = ['microphone', 'library', 'text'];
+const SOURCES = ['microphone', 'host_input', 'library', 'text'];
 const PRIORITIES = ['paging', 'emergency'];
+// Sources someone speaks into as the session runs: the console cues them.
+const LIVE_SOURCES = ['microphone', 'host_input'];
+// The amplifier warm-up agents wait before a live session's audio. The API
+// reports neither it nor anything it follows from (the start's answer and
+// the session report carry the priority and started_at_ms only), so these
+// are the agents' constants by priority, as LivePriority::warmup_ms in
+// controller/src/live/mod.rs picks them: paging takes the scheduled
+// items' PlaybackSettings::default().warmup_ms (protocol/src/state.rs),
+// emergency EMERGENCY_WARMUP_MS (protocol/src/live.rs). Keep them in step.
+const WARMUP_MS = { paging: 2000, emergency: 1000 };
+// The time the controller allows its start commands to reach the agents
+// before it sends recorded audio (COMMAND_MARGIN in
+// controller/src/live/source.rs); the cue waits for it too.
+const COMMAND_MARGIN_MS = 300;
 
 export function mountLive(root, sessionId) {
   const pg = { idx: null, names: new Map(), lib: { categories: [], items: [] }, view: null, mic: null, left: false, sessions: null };
@@ -76,6 +93,7 @@ export function mountLive(root, sessionId) {
     const text = h('textarea', { rows: 3, maxLength: 2000, dataset: { liveText: '' } });
     const textField = field('lvText', text, 'fld wide');
     const micHint = h('p', { class: 'muted small wide', i18n: 'lvMicHint' });
+    const hostHint = h('p', { class: 'muted small wide', i18n: 'lvHostInputHint', dataset: { liveHostHint: '' } });
     const volume = h('input', { type: 'range', min: 0, max: 100, value: 100, dataset: { liveVolume: '' } });
     const volumeText = h('output', { class: 'num' }, '100');
     volume.addEventListener('input', () => setText(volumeText, volume.value));
@@ -87,7 +105,7 @@ export function mountLive(root, sessionId) {
       h('fieldset', { class: 'card form-grid' }, h('legend', { i18n: 'lvWhat' }),
         h('div', { class: 'fld wide' }, h('span', { class: 'fld-l', i18n: 'lvPriority' }), priority),
         h('div', { class: 'fld wide' }, h('span', { class: 'fld-l', i18n: 'lvSource' }), source),
-        micHint, itemField, noItems, textField,
+        micHint, hostHint, itemField, noItems, textField,
         field('lvTitle', title, 'fld'),
         h('label', { class: 'fld' }, h('span', { class: 'fld-l', i18n: 'lvVolume' }), h('span', { class: 'row' }, volume, volumeText))),
       targets.node,
@@ -109,7 +127,7 @@ export function mountLive(root, sessionId) {
     const newButton = h('button', { type: 'button', class: 'plain-btn', i18n: 'lvNew', hidden: true, dataset: { liveNew: '' }, on: { click: newSession } });
     const list = h('div', { class: 'lv-list' });
     root.replaceChildren(head, form, h('div', { class: 'row' }, newButton), sessionBox, list, dialog);
-    f = { title, priority, source, item, itemField, noItems, text, textField, micHint, volume, targets, reach, start, error, form, dialog, dlgTitle, dlgText, ok, newButton, list, titleTouched: false };
+    f = { title, priority, source, item, itemField, noItems, text, textField, micHint, hostHint, volume, targets, reach, start, error, form, dialog, dlgTitle, dlgText, ok, newButton, list, titleTouched: false };
     title.addEventListener('input', () => {
       f.titleTouched = title.value.trim() !== '';
     });
@@ -146,6 +164,7 @@ export function mountLive(root, sessionId) {
     f.noItems.hidden = src !== 'library' || pg.lib.items.length > 0;
     f.textField.hidden = src !== 'text';
     f.micHint.hidden = src !== 'microphone';
+    f.hostHint.hidden = src !== 'host_input';
     if (!f.titleTouched) f.title.value = t(`lvDefaultTitle_${prio}`);
     f.start.className = `lv-start ${prio === 'emergency' ? 'danger' : 'primary'}`;
     setText(f.start, t(`lvStart_${prio}`));
@@ -188,11 +207,13 @@ export function mountLive(root, sessionId) {
           if (view) view.setLevel(peak, mic ? mic.sent : chunks);
         });
       }
-      const source = src === 'microphone' ? { type: 'microphone' }
-        : src === 'library' ? { type: 'library_item', item_id: Number(f.item.value) }
-          : { type: 'text', text: f.text.value.trim() };
+      const source = src === 'library' ? { type: 'library_item', item_id: Number(f.item.value) }
+        : src === 'text' ? { type: 'text', text: f.text.value.trim() }
+          : { type: src };
       const body = { title: f.title.value.trim() || t(`lvDefaultTitle_${prio}`), priority: prio, targets: f.targets.value(), source, volume: Number(f.volume.value) };
+      const sentAt = Date.now();
       const res = await sendJSON('POST', '/live', body);
+      const answeredAt = Date.now();
       if (pg.left) {
         if (mic) mic.close();
         return;
@@ -200,8 +221,7 @@ export function mountLive(root, sessionId) {
       if (res.status !== 201 || !res.data) {
         if (mic) mic.close();
         f.error.dataset.status = String(res.status);
-        const lead = res.status === 409 ? t('lvErrHeld') : res.status === 422 ? t('lvErrUnplayable') : t('lvErrStart');
-        showError(f.error, `${lead} ${apiMessage(res)}`);
+        showError(f.error, `${refusalLead(res, src)} ${apiMessage(res)}`);
         return;
       }
       const info = res.data;
@@ -210,7 +230,7 @@ export function mountLive(root, sessionId) {
       view = show({
         session_id: info.session_id, title: info.title, priority: info.priority, villages: info.villages,
         started_at_ms: info.started_at_ms, ended_at_ms: null, agents: [], frames_sent: 0,
-      }, mic);
+      }, mic, LIVE_SOURCES.includes(src) ? speakAt(info, sentAt, answeredAt) : null);
       view.reload();
       if (mic) mic.connect(info.microphone_path, (code, reason) => view.micClosed(code, reason));
       refreshList();
@@ -223,11 +243,13 @@ export function mountLive(root, sessionId) {
     }
   }
 
-  // Shows a session: the view replaces any earlier one.
-  function show(report, mic) {
+  // Shows a session: the view replaces any earlier one. `cue` (a live
+  // source started here) is when to tell the operator to speak.
+  function show(report, mic, cue) {
     if (pg.view) pg.view.destroy();
     const view = sessionView(report, pg.names, {
       mic: !!mic,
+      cue,
       onEnded: () => {
         closeMic();
         if (f) {
@@ -300,7 +322,7 @@ export function mountLive(root, sessionId) {
       const item = pg.lib.items.find((i) => i.id === id);
       return t('lvSrcItem', item ? item.title : `#${id}`);
     }
-    if (src === 'microphone' || src === 'text') return t(`lvSrc_${src}`);
+    if (src === 'microphone' || src === 'host_input' || src === 'text') return t(`lvSrc_${src}`);
     return t('lvSrc_audio');
   }
 
@@ -324,4 +346,30 @@ export function mountLive(root, sessionId) {
       if (f && f.dialog.open) f.dialog.close();
     },
   };
+}
+
+// The words before the controller's message when it refuses a start (the
+// message itself names the session holding a village or the host input,
+// or the setting to change). The host input's refusals are told by their
+// stable codes; a 409 for it may be the input or a village, both held by
+// another session.
+function refusalLead(res, src) {
+  const code = res.data && typeof res.data === 'object' ? res.data.error : null;
+  if (code === 'host_input_not_configured') return t('lvErrNoHostInput');
+  if (code === 'host_input_unavailable') return t('lvErrHostInput');
+  if (res.status === 409) return src === 'host_input' ? t('lvErrHeldOrInput') : t('lvErrHeld');
+  if (res.status === 422) return t('lvErrUnplayable');
+  return t('lvErrStart');
+}
+
+// When the villages' loudspeakers are warm for a live source, on this
+// browser's clock: the session's start plus the amplifier warm-up of its
+// priority and the commands' way to the agents. The start is the
+// controller's started_at_ms; this computer's clock need not agree with
+// the controller's, so it is kept inside the request's round trip, when the
+// session must have started.
+function speakAt(info, sentAt, answeredAt) {
+  const started = Number.isFinite(info.started_at_ms) ? info.started_at_ms : answeredAt;
+  const warmupMs = WARMUP_MS[info.priority] || WARMUP_MS.paging;
+  return { at: Math.min(Math.max(started, sentAt), answeredAt) + warmupMs + COMMAND_MARGIN_MS, warmupMs };
 }

@@ -1,8 +1,10 @@
 // One live session on the console: the targeted villages' states as their
 // agents report them (the event stream's `live` events, applied to the
 // session report from GET /live/{id}), the elapsed time, the microphone's
-// level while this page sends it, the stop button, and once it has ended
-// the report: which villages played it, from when to when, frames lost.
+// level while this page sends it, for a live source started here the cue
+// (wait while the amplifiers warm up, then speak), the stop button, and
+// once it has ended the report: which villages played it, from when to
+// when, frames lost.
 import { apiMessage, getJSON, loadErrorText, sendJSON } from './api.js';
 import { absTime } from './format.js';
 import { t } from './i18n.js';
@@ -16,10 +18,12 @@ const METER_FLOOR_DB = -60;
 
 // The session view for `report` (a full SessionReport); `names` maps
 // village ids to names. `opts.mic` marks a session whose microphone this
-// page sends; `opts.onEnded()` is called once when it ends.
+// page sends; `opts.cue` ({at, warmupMs}: when the loudspeakers are warm,
+// on this browser's clock, and the warm-up) asks for the speak-now cue;
+// `opts.onEnded()` is called once when it ends.
 export function sessionView(report, names, opts) {
   const o = opts || {};
-  const v = { model: report, loads: 0, buffered: [], ended: false, timer: null, peakDb: METER_FLOOR_DB };
+  const v = { model: report, loads: 0, buffered: [], ended: false, timer: null, cueTimer: null, peakDb: METER_FLOOR_DB };
   const title = h('h3', { class: 'lv-title' });
   const prio = h('span', { class: 'prio lv-prio' });
   const status = h('span', { class: 'lv-status', role: 'status' });
@@ -31,17 +35,26 @@ export function sessionView(report, names, opts) {
   const meter = h('div', { class: 'lv-meter', hidden: !o.mic, dataset: { micLevel: '', peakDb: String(METER_FLOOR_DB), chunks: '0' } },
     h('span', { class: 'fld-l', i18n: 'lvMicLevel' }), h('span', { class: 'lv-meter-track', 'aria-hidden': 'true' }, bar), levelText);
   const micNote = h('p', { class: 'muted small', i18n: 'lvMicNote', hidden: !o.mic });
+  // Announced as it changes: the operator may be looking at the microphone.
+  const cueMain = h('span', { class: 'lv-cue-main' });
+  const cueSub = h('span', { class: 'lv-cue-sub' });
+  const cue = h('p', { class: 'lv-cue', hidden: !o.cue, 'aria-live': 'assertive', 'aria-atomic': 'true', dataset: { liveCue: 'warming' } }, cueMain, cueSub);
   const counts = h('p', { class: 'lv-counts', 'aria-live': 'polite' });
   const grid = h('ul', { class: 'lv-grid', dataset: { liveGrid: '' } });
   const reportBox = h('section', { class: 'lv-report', hidden: true, dataset: { liveReport: '' } });
   const node = h('section', { class: 'card lv-session', dataset: { liveSession: report.session_id, ended: 'false' } },
     h('div', { class: 'lv-head' }, prio, title, status, h('span', { class: 'spacer' }), elapsed, stop),
-    stopError, meter, micNote, counts, grid, reportBox);
+    stopError, cue, meter, micNote, counts, grid, reportBox);
   const cells = new Map(); // village id -> {li, state, note}
+
+  function over() {
+    const m = v.model;
+    return m.ended_at_ms !== null && m.ended_at_ms !== undefined;
+  }
 
   function paint() {
     const m = v.model;
-    const ended = m.ended_at_ms !== null && m.ended_at_ms !== undefined;
+    const ended = over();
     node.dataset.ended = String(ended);
     node.classList.toggle('lv-emergency', m.priority === 'emergency');
     setText(title, m.title || '');
@@ -52,11 +65,13 @@ export function sessionView(report, names, opts) {
     if (ended) meter.hidden = true;
     if (ended) micNote.hidden = true;
     paintElapsed();
+    paintCue();
     paintGrid();
     if (ended) paintReport();
     if (ended && !v.ended) {
       v.ended = true;
       clearInterval(v.timer);
+      clearTimeout(v.cueTimer);
       if (o.onEnded) o.onEnded();
     }
   }
@@ -65,6 +80,24 @@ export function sessionView(report, names, opts) {
     const m = v.model;
     const to = m.ended_at_ms || Date.now();
     setText(elapsed, t('lvElapsed', clockDuration(Math.max(0, to - m.started_at_ms))));
+  }
+
+  // Waiting for the warm-up, then "speak now" until the session ends.
+  function paintCue() {
+    if (!o.cue) return;
+    const speak = Date.now() >= o.cue.at;
+    cue.hidden = over();
+    cue.dataset.liveCue = speak ? 'speak' : 'warming';
+    setText(cueMain, t(speak ? 'lvCueSpeak' : 'lvCueWarming'));
+    setText(cueSub, speak ? t('lvCueSpeakNote') : t('lvCueWarmingNote', Math.ceil(o.cue.warmupMs / 1000)));
+  }
+
+  // Repaints the cue when the warm-up has passed (a timer may fire a
+  // little early: it tries again).
+  function cueAtWarm() {
+    if (v.ended) return;
+    paintCue();
+    if (cue.dataset.liveCue !== 'speak') v.cueTimer = setTimeout(cueAtWarm, Math.max(10, o.cue.at - Date.now()));
   }
 
   function villageIds() {
@@ -240,6 +273,7 @@ export function sessionView(report, names, opts) {
 
   v.timer = setInterval(paintElapsed, 1000);
   paint();
+  if (o.cue) cueAtWarm();
   return {
     node,
     applyEvent,
@@ -251,7 +285,10 @@ export function sessionView(report, names, opts) {
       grid.replaceChildren();
       paint();
     },
-    destroy: () => clearInterval(v.timer),
+    destroy: () => {
+      clearInterval(v.timer);
+      clearTimeout(v.cueTimer);
+    },
     get ended() {
       return v.ended;
     },

@@ -5,7 +5,10 @@
 //! and the report afterwards. And the server's refusals on the page (a
 //! second equal-priority session on a held village: 409; a village without
 //! an agent: 422), another operator's session stopped from its own page,
-//! and typed text spoken until it plays out.
+//! and typed text spoken until it plays out. The controller host's input
+//! offered as a source, refused on a controller without one (422, its
+//! message on the page); and the microphone's cue: warming up first, "speak
+//! now" only once the amplifiers' warm-up has passed.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -423,5 +426,164 @@ async fn the_console_shows_refusals_stops_a_session_from_its_page_and_speaks_tex
         .await
         .expect("played out");
     assert!(report.as_str().unwrap_or_default().contains("played out"), "{report}");
+    assert_eq!(errors(&browser).await, json!([]), "script errors on the page");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn choosing_the_host_input_on_a_controller_without_one_shows_why_it_cannot_start() {
+    let c = Cluster::start(1).await;
+    let village = c.village_id(0).await;
+    // Enrolled is enough: the host input is refused before anything is sent.
+    c.enrol_agent("village", village).await;
+    let browser = Browser::start().await.expect("browser");
+    open_page(&browser, &c, "#/live", "live").await;
+    pick_villages(&browser, &[village]).await;
+    run(&browser, "document.querySelector('[data-live-source=\"host_input\"]').click()").await;
+    let hint = browser
+        .eval(
+            "const p = document.querySelector('[data-live-host-hint]'); return p && !p.hidden ? p.textContent : null;",
+        )
+        .await
+        .expect("eval");
+    assert!(hint.as_str().unwrap_or_default().contains("[live] host_input"), "{hint}");
+    let confirm = start_and_confirm(&browser).await;
+    assert!(confirm.contains("控制器本机输入"), "{confirm}");
+
+    let refused = "const e = document.querySelector('[data-live-error]'); \
+                   return e && !e.hidden && e.dataset.status === '422' ? e.textContent : null;";
+    let message = browser.wait_until("the 422 message", refused, WAIT).await.expect("422 shown");
+    let message = message.as_str().expect("text");
+    assert!(
+        message.contains("控制器没有配置本机输入")
+            && message.contains("no host input configured; set [live] host_input"),
+        "{message}"
+    );
+    assert_eq!(
+        browser.eval("return !!document.querySelector('[data-live-session]');").await.expect("eval"),
+        json!(false),
+        "no session view after a refusal"
+    );
+
+    // In English: the form's labels, and the refusal again.
+    browser.click("#lang-toggle").await.expect("language");
+    let label = browser
+        .eval("return document.querySelector('[data-live-source=\"host_input\"]').parentElement.textContent;")
+        .await
+        .expect("label");
+    assert_eq!(label, json!("Controller host input"));
+    run(&browser, "document.querySelector('[data-live-error]').hidden = true").await;
+    start_and_confirm(&browser).await;
+    let message = browser.wait_until("the 422 message in English", refused, WAIT).await.expect("422 shown");
+    let message = message.as_str().expect("text");
+    assert!(
+        message.starts_with("Cannot start: the controller has no host input configured")
+            && message.contains("no host input configured; set [live] host_input"),
+        "{message}"
+    );
+    assert_eq!(errors(&browser).await, json!([]), "script errors on the page");
+}
+
+/// Records each state the speak-now cue shows, with the page's clock, from
+/// before the start: `window.__cue`, a list of `{state, text, at}`.
+const RECORD_CUE: &str = "window.__cue = []; \
+    new MutationObserver(() => { \
+      const c = document.querySelector('[data-live-cue]'); \
+      if (!c || c.hidden) return; \
+      const last = window.__cue[window.__cue.length - 1]; \
+      if (!last || last.state !== c.dataset.liveCue || last.text !== c.textContent) \
+        window.__cue.push({ state: c.dataset.liveCue, text: c.textContent, at: Date.now() }); \
+    }).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true })";
+
+/// The paging warm-up the agents wait (protocol `PlaybackSettings`), and
+/// the margin the console adds for the start commands' way to them.
+const PAGING_WARMUP_MS: i64 = 2_000;
+const COMMAND_MARGIN_MS: i64 = 300;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_microphone_the_console_says_to_wait_for_the_warm_up_and_then_to_speak() {
+    let c = Cluster::start(1).await;
+    let village = c.village_id(0).await;
+    let dir = c.enrol_agent("village", village).await;
+    let _agent = start_agent("agent", &dir);
+    c.wait_online(1, WAIT).await;
+    let wav = c.dir.path().join("mic-tone.wav");
+    write_tone(&wav);
+    let browser = browser_with_microphone(&wav).await;
+
+    // Paging (the default) from the microphone.
+    open_page(&browser, &c, "#/live", "live").await;
+    pick_villages(&browser, &[village]).await;
+    run(&browser, "document.querySelector('[data-live-source=\"microphone\"]').click()").await;
+    run(&browser, RECORD_CUE).await;
+    start_and_confirm(&browser).await;
+
+    // Right after the start: warming up, announced, no cue to speak yet.
+    let first = browser
+        .wait_until(
+            "the cue on the session view",
+            "const c = document.querySelector('[data-live-cue]'); \
+             return c && !c.hidden \
+               ? [c.dataset.liveCue, c.querySelector('.lv-cue-main').textContent, c.getAttribute('aria-live')] : null;",
+            WAIT,
+        )
+        .await
+        .expect("cue shown");
+    assert_eq!(first, json!(["warming", "正在预热扩音器…", "assertive"]));
+    screenshot(&browser, "console-warming.png").await;
+
+    // Then "speak now".
+    let speak = browser
+        .wait_until(
+            "the speak-now cue",
+            "const c = document.querySelector('[data-live-cue]'); \
+             return c && !c.hidden && c.dataset.liveCue === 'speak' ? c.querySelector('.lv-cue-main').textContent : null;",
+            WAIT,
+        )
+        .await
+        .expect("speak now");
+    assert_eq!(speak, json!("请讲话"));
+    screenshot(&browser, "console-speak.png").await;
+
+    // Not before the warm-up had passed since the controller started the
+    // session (same host, same clock), and not long after.
+    let session = browser
+        .eval("return document.querySelector('[data-live-session]').dataset.liveSession;")
+        .await
+        .expect("session id");
+    let session = session.as_str().expect("id");
+    let report = c.api.get(&format!("/api/v1/live/{session}")).await.expect("report").json();
+    let started = report["started_at_ms"].as_i64().expect("started_at_ms");
+    let log = browser.eval("return window.__cue;").await.expect("cue log");
+    let log = log.as_array().expect("list");
+    let states: Vec<&str> = log.iter().map(|e| e["state"].as_str().unwrap_or_default()).collect();
+    assert_eq!(states, ["warming", "speak"], "{log:?}");
+    let speak_at = log[1]["at"].as_i64().expect("at") - started;
+    assert!(
+        (PAGING_WARMUP_MS..PAGING_WARMUP_MS + COMMAND_MARGIN_MS + 1_500).contains(&speak_at),
+        "speak now {speak_at} ms after the start: {log:?}"
+    );
+    assert!(log[0]["at"].as_i64().expect("at") - started < PAGING_WARMUP_MS, "{log:?}");
+
+    // The session is real: the village plays; stopped, the cue goes.
+    browser
+        .wait_until(
+            "the village playing",
+            &format!(
+                "return document.querySelector('[data-live-village=\"{village}\"]')?.dataset.state === 'playing';"
+            ),
+            WAIT,
+        )
+        .await
+        .expect("playing");
+    browser.click("[data-live-stop]").await.expect("stop");
+    browser
+        .wait_until(
+            "the session ended, the cue gone",
+            "return document.querySelector('[data-live-session]').dataset.ended === 'true' && \
+               document.querySelector('[data-live-cue]').hidden;",
+            WAIT,
+        )
+        .await
+        .expect("ended");
     assert_eq!(errors(&browser).await, json!([]), "script errors on the page");
 }

@@ -83,6 +83,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         ),
         distribution: Arc::new(Distribution::new(PlaybackSettings::default())),
         live: Arc::new(crate::live::Live::new(signer).with_host_input(&config.live.host_input)),
+        accounts: Arc::new(crate::accounts::guard::Accounts::new(config.accounts.sessions())),
     };
     let listener =
         listen(config.server.listen).with_context(|| format!("cannot listen on {}", config.server.listen))?;

@@ -62,6 +62,9 @@ pub struct Config {
     /// Live sessions; defaults when the section is absent.
     #[serde(default)]
     pub live: LiveConfig,
+    /// Operator sessions; defaults when the section is absent.
+    #[serde(default)]
+    pub accounts: AccountsConfig,
 }
 
 /// `[server]`.
@@ -288,6 +291,42 @@ impl LiveConfig {
     }
 }
 
+/// `[accounts]`: operator login sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    /// A session unused this long ends, minutes.
+    pub idle_minutes: u64,
+    /// A session ends this long after login, hours.
+    pub absolute_hours: u64,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        AccountsConfig { idle_minutes: 30, absolute_hours: 12 }
+    }
+}
+
+impl AccountsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=24 * 60).contains(&self.idle_minutes) {
+            return Err(ConfigError::Invalid("accounts.idle_minutes must be between 1 and 1440".into()));
+        }
+        if !(1..=24 * 30).contains(&self.absolute_hours) {
+            return Err(ConfigError::Invalid("accounts.absolute_hours must be between 1 and 720".into()));
+        }
+        Ok(())
+    }
+
+    /// The session lifetimes.
+    pub fn sessions(&self) -> crate::accounts::session::SessionSettings {
+        crate::accounts::session::SessionSettings {
+            idle: std::time::Duration::from_secs(self.idle_minutes * 60),
+            absolute: std::time::Duration::from_secs(self.absolute_hours * 3600),
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -352,6 +391,7 @@ impl Config {
         self.library.validate()?;
         self.alerts.validate()?;
         self.live.validate()?;
+        self.accounts.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Invalid(format!("log.level {:?}: {}", self.log.level, one_line(&e.to_string()))));
         }

@@ -23,6 +23,7 @@
 //!   [`tokens`]: the API tokens they authenticate with.
 //! - [`clock`]: the only place that reads wall time.
 
+pub mod accounts;
 pub mod alerts;
 pub mod api;
 pub mod app;

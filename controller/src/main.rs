@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use dalaba_controller::clock::Clock;
 use dalaba_controller::config::{Config, DEFAULT_CONFIG, EXIT_CONFIG, LogFormat};
-use dalaba_controller::{alerts, app, demo, tokens};
+use dalaba_controller::{accounts, alerts, app, demo, tokens};
 
 /// The Dalaba county controller.
 #[derive(Debug, Parser)]
@@ -33,6 +33,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Manage API tokens in the data directory (create, list, revoke).
     Token(tokens::cli::TokenArgs),
+    /// Manage operator accounts (create the first admin here).
+    User(accounts::cli::UserArgs),
     /// Send a CAP 1.2 alert file to the running controller.
     Alert(alerts::client::AlertArgs),
 }
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::Demo(args) => demo::run(config, cli.config.is_some(), args).await,
             Command::Token(args) => tokens::cli::run(&config, args, &Clock::System),
+            Command::User(args) => accounts::cli::run(&config, args, &Clock::System, &mut std::io::stdin().lock()),
             Command::Alert(args) => alerts::client::run(&config, args).await,
         }
     });

@@ -12,7 +12,6 @@ use super::plan::{self, Plan};
 use super::{AlertRecord, NewAlertRecord};
 use crate::api::{ApiError, AppState};
 use crate::live::{LivePriority, StartRequest};
-use crate::tokens::ApiToken;
 
 /// The answer to an alert.
 #[derive(Debug, Clone, Serialize)]
@@ -70,9 +69,10 @@ pub struct VillageRef {
     pub code: String,
 }
 
-/// Receives one alert `body` from the holder of `token`; answers 201 when a
+/// Receives one alert `body` from `caller` (an API token's name, or
+/// `user:NAME`); answers 201 when a
 /// session started, 200 otherwise.
-pub async fn receive(st: &AppState, token: &ApiToken, body: &[u8]) -> Result<(StatusCode, AlertResponse), ApiError> {
+pub async fn receive(st: &AppState, caller: &str, body: &[u8]) -> Result<(StatusCode, AlertResponse), ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         bad_request("malformed_xml", format!("the body is not UTF-8 text (invalid byte at offset {})", e.valid_up_to()))
     })?;
@@ -97,7 +97,7 @@ pub async fn receive(st: &AppState, token: &ApiToken, body: &[u8]) -> Result<(St
         notes: Vec::new(),
     };
     tracing::info!(
-        token = %token.name, sender = %alert.sender, identifier = %alert.identifier,
+        caller = %caller, sender = %alert.sender, identifier = %alert.identifier,
         msg_type = %alert.msg_type, status = %alert.status, "CAP alert received"
     );
     match alert.msg_type {
@@ -105,14 +105,14 @@ pub async fn receive(st: &AppState, token: &ApiToken, body: &[u8]) -> Result<(St
             out.notes.push(format!("msgType {}: nothing to broadcast", alert.msg_type));
             Ok((StatusCode::OK, out))
         }
-        MsgType::Cancel => cancel(st, token, &alert, out).await,
-        MsgType::Alert | MsgType::Update => start(st, token, &alert, out).await,
+        MsgType::Cancel => cancel(st, caller, &alert, out).await,
+        MsgType::Alert | MsgType::Update => start(st, caller, &alert, out).await,
     }
 }
 
 async fn start(
     st: &AppState,
-    token: &ApiToken,
+    caller: &str,
     alert: &Alert,
     mut out: AlertResponse,
 ) -> Result<(StatusCode, AlertResponse), ApiError> {
@@ -136,7 +136,7 @@ async fn start(
         out.agents = agents_of(st, &villages).await?;
         return Ok(dry_run(alert, out));
     }
-    let record = match record(st, token, alert, thread.as_ref().map(|t| t.id)).await? {
+    let record = match record(st, caller, alert, thread.as_ref().map(|t| t.id)).await? {
         Ok(record) => record,
         Err(existing) => return Ok(duplicate(existing, out)),
     };
@@ -177,7 +177,7 @@ async fn start(
 
 async fn cancel(
     st: &AppState,
-    token: &ApiToken,
+    caller: &str,
     alert: &Alert,
     mut out: AlertResponse,
 ) -> Result<(StatusCode, AlertResponse), ApiError> {
@@ -195,7 +195,7 @@ async fn cancel(
         out.session_id = thread.session;
         return Ok(dry_run(alert, out));
     }
-    if let Err(existing) = record(st, token, alert, Some(thread.id)).await? {
+    if let Err(existing) = record(st, caller, alert, Some(thread.id)).await? {
         return Ok(duplicate(existing, out));
     }
     match thread.session {
@@ -242,7 +242,7 @@ async fn thread(st: &AppState, references: &[Reference], notes: &mut Vec<String>
 /// Records the alert; `Err(existing)` when it was received before.
 async fn record(
     st: &AppState,
-    token: &ApiToken,
+    caller: &str,
     alert: &Alert,
     thread_id: Option<i64>,
 ) -> Result<Result<AlertRecord, AlertRecord>, ApiError> {
@@ -252,7 +252,7 @@ async fn record(
         sent: alert.sent.clone(),
         msg_type: alert.msg_type.to_string(),
         thread_id,
-        token_name: token.name.clone(),
+        token_name: caller.to_owned(),
         received_at_ms: st.clock.now_ms(),
     };
     match st.db(move |s| s.insert_alert(&new)).await {

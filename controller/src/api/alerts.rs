@@ -10,13 +10,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::{ApiError, AppState};
+use crate::accounts::policy::Principal;
 use crate::alerts::AlertResponse;
-use crate::tokens::auth::{Authorized, Emergency};
 
 /// `POST /alerts`.
 pub async fn receive(
     State(st): State<AppState>,
-    caller: Authorized<Emergency>,
+    caller: Principal,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<AlertResponse>), ApiError> {
@@ -35,6 +35,15 @@ pub async fn receive(
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
         Err(e) => return Err(ApiError::BadRequest(format!("cannot read the alert: {e}"))),
     };
-    let (status, answer) = crate::alerts::receive(&st, &caller.token, &bytes).await?;
+    let (status, answer) = crate::alerts::receive(&st, &caller_name(&caller), &bytes).await?;
     Ok((status, Json(answer)))
+}
+
+/// How an alert records who sent it: a token by its name (as before
+/// accounts existed), an operator as `user:NAME`.
+fn caller_name(caller: &Principal) -> String {
+    match caller {
+        Principal::Token(t) => t.name.clone(),
+        Principal::User(_) | Principal::Local => caller.actor(),
+    }
 }

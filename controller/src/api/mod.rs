@@ -12,13 +12,16 @@
 //! - `schedules`: schedules, quiet hours, schedule previews and the plan views.
 //! - `live`: live and emergency sessions and the microphone WebSocket.
 //! - `alerts`: CAP alerts from upstream systems (API token, emergency scope).
+//! - `accounts`: login sessions, accounts, API tokens, the audit log; every
+//!   route is behind [`crate::accounts::guard`].
 //! - `openapi`: the OpenAPI document.
 //! - [`crate::link`]: the agent WebSocket (mounted here).
 
+mod accounts;
 mod agents;
 mod alerts;
 mod content;
-mod days;
+pub(crate) mod days;
 mod directory;
 mod error;
 mod events;
@@ -33,7 +36,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use dalaba_protocol::enrol::SigningKeyInfo;
 
 pub use agents::{new_enrolment_code, secret_hash};
@@ -85,6 +88,8 @@ pub struct AppState {
     pub distribution: Arc<Distribution>,
     /// Live and emergency sessions.
     pub live: Arc<crate::live::Live>,
+    /// Operator sessions and the login rate limit.
+    pub accounts: Arc<crate::accounts::guard::Accounts>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -115,6 +120,13 @@ pub const MAX_CSV_BYTES: usize = 16 * 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/openapi.json", get(openapi::document))
+        .route("/session", get(accounts::whoami).post(accounts::login).delete(accounts::logout))
+        .route("/users", get(accounts::users).post(accounts::create_user))
+        .route("/users/{id}", patch(accounts::update_user))
+        .route("/tokens", get(accounts::list_tokens).post(accounts::create_token))
+        .route("/tokens/{id}", delete(accounts::revoke_token))
+        .route("/audit", get(accounts::audit))
+        .route("/audit/export.csv", get(accounts::audit_csv))
         .route("/controller", get(agents::controller_info))
         .route("/regions", get(directory::list).post(directory::create))
         .route("/regions/{id}", get(directory::one).patch(directory::update).delete(directory::remove))
@@ -146,6 +158,8 @@ pub fn router(state: AppState) -> Router {
         .route("/live/{id}/stop", post(live::stop))
         .route("/live/{id}/microphone", get(live::microphone))
         .route("/alerts", post(alerts::receive))
+        // After every route: the guard sees each one's matched path.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::accounts::guard::guard))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);
     Router::new().nest("/api/v1", api).route("/metrics", get(metrics)).merge(crate::web::routes()).with_state(state)

@@ -235,6 +235,59 @@ pub const MIGRATIONS: &[Migration] = &[
             CREATE INDEX cap_alerts_thread ON cap_alerts (thread_id);
         ",
     },
+    Migration {
+        version: 8,
+        name: "operator accounts, sessions and the audit log",
+        // A user's region is the subtree he may see and act on (NULL: the
+        // county). Sessions are kept by the SHA-256 of the cookie's value.
+        // The audit log is append-only: triggers refuse UPDATE and DELETE.
+        sql: "
+            CREATE TABLE users (
+                id              INTEGER PRIMARY KEY,
+                name            TEXT NOT NULL UNIQUE COLLATE NOCASE,
+                display_name    TEXT NOT NULL,
+                role            TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+                region_id       INTEGER REFERENCES regions (id),
+                emergency       INTEGER NOT NULL DEFAULT 0,
+                password_hash   TEXT NOT NULL,
+                created_at_ms   INTEGER NOT NULL,
+                disabled_at_ms  INTEGER,
+                failed_logins   INTEGER NOT NULL DEFAULT 0,
+                locked_until_ms INTEGER
+            );
+            CREATE TABLE user_sessions (
+                id_hash       TEXT PRIMARY KEY,
+                user_id       INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                csrf          TEXT NOT NULL,
+                created_at_ms INTEGER NOT NULL,
+                last_seen_ms  INTEGER NOT NULL,
+                expires_at_ms INTEGER NOT NULL,
+                ip            TEXT NOT NULL
+            );
+            CREATE INDEX user_sessions_user ON user_sessions (user_id);
+            CREATE TABLE audit_log (
+                id         INTEGER PRIMARY KEY,
+                at_ms      INTEGER NOT NULL,
+                actor      TEXT NOT NULL,
+                actor_kind TEXT NOT NULL,
+                ip         TEXT NOT NULL,
+                action     TEXT NOT NULL,
+                method     TEXT NOT NULL,
+                path       TEXT NOT NULL,
+                status     INTEGER NOT NULL,
+                village_id INTEGER,
+                detail     TEXT NOT NULL
+            );
+            CREATE INDEX audit_log_at ON audit_log (at_ms);
+            CREATE INDEX audit_log_actor ON audit_log (actor, at_ms);
+            CREATE INDEX audit_log_action ON audit_log (action, at_ms);
+            CREATE INDEX audit_log_village ON audit_log (village_id, at_ms);
+            CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+                BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+            CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+                BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        ",
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -323,7 +376,7 @@ mod tests {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1, "{}", m.name);
         }
-        assert_eq!(latest_version(), 7);
+        assert_eq!(latest_version(), 8);
     }
 
     #[test]
@@ -335,6 +388,7 @@ mod tests {
         let expected = [
             "agents",
             "api_tokens",
+            "audit_log",
             "cap_alerts",
             "desired_states",
             "enrolment_codes",
@@ -348,6 +402,8 @@ mod tests {
             "schedule_items",
             "schedules",
             "schema_migrations",
+            "user_sessions",
+            "users",
         ];
         assert_eq!(tables(&conn), expected);
         let applied: i64 =

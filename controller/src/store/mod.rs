@@ -33,6 +33,9 @@ use thiserror::Error;
 
 use dalaba_protocol::state::PlayEvent;
 
+use crate::accounts::audit::{AuditFilter, AuditRecord, NewAuditRecord};
+use crate::accounts::session::{NewSession, StoredSession};
+use crate::accounts::{NewUser, User, UserPatch};
 use crate::alerts::{AlertRecord, NewAlertRecord};
 use crate::directory::{CsvErrors, ImportRow, ImportSummary, NewRegion, Region, RegionPatch, ValidationError};
 use crate::library::{Category, LibraryItem, LibraryItemPatch, NewCategory, NewLibraryItem, StoredFile};
@@ -214,6 +217,34 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets an alert whose session could not start, so a retry is not a
     /// duplicate.
     fn delete_alert(&self, id: i64) -> Result<(), StoreError>;
+
+    // Operator accounts, sessions, audit
+    /// Stores a new account; a name in use is a [`StoreError::Conflict`].
+    fn create_user(&self, new: &NewUser) -> Result<User, StoreError>;
+    /// Every account, by name.
+    fn users(&self) -> Result<Vec<User>, StoreError>;
+    /// One account.
+    fn user(&self, id: i64) -> Result<Option<User>, StoreError>;
+    /// An account by login name (case-insensitive), with its password hash.
+    fn user_by_name(&self, name: &str) -> Result<Option<(User, String)>, StoreError>;
+    /// Changes an account; a change of password, role, region, emergency
+    /// flag, or disabling it, ends its sessions.
+    fn update_user(&self, id: i64, patch: &UserPatch) -> Result<User, StoreError>;
+    /// Counts a failed login (locking the account at the limit) or clears
+    /// the count after a success.
+    fn record_login(&self, id: i64, success: bool, now_ms: i64) -> Result<(), StoreError>;
+    /// Stores a login session (and forgets expired ones).
+    fn create_session(&self, new: &NewSession) -> Result<(), StoreError>;
+    /// A session by the SHA-256 of its cookie, with its account.
+    fn session(&self, id_hash: &str) -> Result<Option<StoredSession>, StoreError>;
+    /// Records a session's last use.
+    fn touch_session(&self, id_hash: &str, now_ms: i64) -> Result<(), StoreError>;
+    /// Ends a session.
+    fn delete_session(&self, id_hash: &str) -> Result<(), StoreError>;
+    /// Appends to the audit log.
+    fn append_audit(&self, record: &NewAuditRecord) -> Result<(), StoreError>;
+    /// Searches the audit log, newest first.
+    fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
 /// The desired-state version an agent was last given, and its plan's digest.

@@ -1,81 +1,29 @@
-//! The `Authorization: Bearer dlb_…` check, as an axum extractor that names
-//! the scope a route needs in its type:
-//!
-//! ```text
-//! async fn handler(caller: Authorized<Emergency>, …) -> …
-//! ```
-//!
-//! It runs before the body is read, so a caller without the right token
-//! learns so (401, or 403 naming the scope) without uploading anything.
-//! Operator accounts (a later issue) can add their session cookie here and
-//! keep every route's signature.
+//! The `Authorization: Bearer dlb_…` check. The accounts guard
+//! (`accounts::guard`) calls [`lookup`] for every API request that carries
+//! the header, before the body is read, and decides with the route table
+//! (`accounts::policy`) whether the token's scopes suffice: a caller
+//! without the right token learns so (401, or 403 naming what is needed)
+//! without uploading anything.
 
-use std::marker::PhantomData;
+use axum::http::{HeaderMap, header};
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
-
-use super::{ApiToken, Scope, TOKEN_PREFIX, constant_time_eq, hash};
+use super::{ApiToken, TOKEN_PREFIX, constant_time_eq, hash};
 use crate::api::{ApiError, AppState};
 
-/// A scope a route needs, as a type.
-pub trait RequiredScope: Send + Sync + 'static {
-    /// The scope.
-    const SCOPE: Scope;
-}
-
-/// Needs [`Scope::Read`].
-#[derive(Debug)]
-pub struct Read;
-/// Needs [`Scope::Schedule`].
-#[derive(Debug)]
-pub struct Schedule;
-/// Needs [`Scope::Emergency`].
-#[derive(Debug)]
-pub struct Emergency;
-
-impl RequiredScope for Read {
-    const SCOPE: Scope = Scope::Read;
-}
-impl RequiredScope for Schedule {
-    const SCOPE: Scope = Scope::Schedule;
-}
-impl RequiredScope for Emergency {
-    const SCOPE: Scope = Scope::Emergency;
-}
-
-/// A caller whose token holds scope `S`.
-#[derive(Debug)]
-pub struct Authorized<S: RequiredScope> {
-    /// The token it presented.
-    pub token: ApiToken,
-    _scope: PhantomData<S>,
-}
-
-impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
-        let token = authenticate(st, &parts.headers, S::SCOPE).await?;
-        Ok(Authorized { token, _scope: PhantomData })
-    }
-}
-
-/// Checks the bearer token in `headers` and that it holds `scope`; records
-/// its use. 401 for a missing, malformed, unknown or revoked token; 403,
-/// naming the scope, for a token without it.
-pub async fn authenticate(st: &AppState, headers: &HeaderMap, scope: Scope) -> Result<ApiToken, ApiError> {
+/// Checks the bearer token in `headers`: 401 for a missing, malformed,
+/// unknown or revoked token. Which scopes a route needs is the guard's
+/// business (`accounts::policy`); it records the token's use
+/// ([`record_use`]) once the token is allowed.
+pub async fn lookup(st: &AppState, headers: &HeaderMap) -> Result<ApiToken, ApiError> {
     let refuse = |message: String| {
         st.metrics.error("api_token");
-        tracing::warn!(%scope, "API call refused: {message}");
+        tracing::warn!("API call refused: {message}");
         ApiError::Unauthorized(message)
     };
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(refuse(format!(
-            "this route needs an API token with the {scope} scope: send `Authorization: Bearer dlb_…` \
-             (create one with `dalaba-controller token create`)"
-        )));
+        return Err(refuse(
+            "send `Authorization: Bearer dlb_…` (create a token with `dalaba-controller token create`)".into(),
+        ));
     };
     let presented = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
     let Some(presented) = presented.filter(|t| t.starts_with(TOKEN_PREFIX)) else {
@@ -94,20 +42,11 @@ pub async fn authenticate(st: &AppState, headers: &HeaderMap, scope: Scope) -> R
     if let Some(at) = token.revoked_at_ms {
         return Err(refuse(format!("API token {} was revoked at {}", token.name, crate::clock::rfc3339(at))));
     }
-    if !token.allows(scope) {
-        st.metrics.error("api_token_scope");
-        tracing::warn!(token = %token.name, %scope, "API call refused: scope missing");
-        return Err(ApiError::Coded {
-            status: StatusCode::FORBIDDEN,
-            code: "forbidden",
-            message: format!(
-                "API token {} lacks the {scope} scope (it has: {})",
-                token.name,
-                Scope::join(&token.scopes)
-            ),
-        });
-    }
+    Ok(token)
+}
+
+/// Records that `token` was accepted now.
+pub async fn record_use(st: &AppState, token: &ApiToken) -> Result<(), ApiError> {
     let (id, now) = (token.id, st.clock.now_ms());
-    st.db(move |s| s.record_api_token_used(id, now)).await?;
-    Ok(ApiToken { last_used_ms: Some(now), ..token })
+    st.db(move |s| s.record_api_token_used(id, now)).await
 }

@@ -4,13 +4,13 @@
 //! A token is `dlb_` followed by 43 characters of base64url (32 random
 //! bytes). It is shown once, when created; the store keeps only its SHA-256,
 //! so a copy of the database reveals no usable token. Each token carries
-//! scopes ([`Scope`]); a route asks for one through the [`auth::Authorized`]
-//! extractor, which answers 401 for a missing, unknown or revoked token and
-//! 403 naming the missing scope.
+//! scopes ([`Scope`]); the accounts guard checks them against the route
+//! table (`accounts::policy`): 401 for a missing, unknown or revoked token,
+//! 403 naming what is missing.
 //!
 //! # Layout
 //! - this file: the model, generation, hashing and name rules;
-//! - `auth`: the `Authorization: Bearer dlb_…` extractor;
+//! - `auth`: the `Authorization: Bearer dlb_…` lookup;
 //! - `cli`: `dalaba-controller token create|list|revoke`.
 
 pub mod auth;

@@ -63,9 +63,10 @@ pub async fn post(app: &Router, bearer: Option<&str>, body: impl Into<Vec<u8>>) 
         .method(Method::POST)
         .uri("/api/v1/alerts")
         .header(header::CONTENT_TYPE, "application/cap+xml");
-    if let Some(token) = bearer {
-        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
+    builder = match bearer {
+        Some(token) => builder.header(header::AUTHORIZATION, format!("Bearer {token}")),
+        None => builder.header(crate::harness::ANONYMOUS, "1"),
+    };
     let (status, _, bytes) = fetch(app, builder.body(Body::from(body.into())).expect("a request")).await;
     let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, body)
@@ -93,7 +94,7 @@ async fn tokens_are_checked_before_the_body() {
     h.state.store.revoke_api_token("old-platform", T0).expect("revoke");
     let unknown = format!("dlb_{}", "A".repeat(43));
     let cases: [(&str, Option<&str>, StatusCode, &str, &str); 6] = [
-        ("no token", None, StatusCode::UNAUTHORIZED, "unauthorized", "needs an API token with the emergency scope"),
+        ("no token", None, StatusCode::UNAUTHORIZED, "unauthorized", "send an API token: `Authorization: Bearer dlb_"),
         ("not a Dalaba token", Some("ag-1.secret"), StatusCode::UNAUTHORIZED, "unauthorized", "Bearer dlb_"),
         ("unknown token", Some(&unknown), StatusCode::UNAUTHORIZED, "unauthorized", "unknown API token"),
         ("revoked token", Some(&revoked), StatusCode::UNAUTHORIZED, "unauthorized", "old-platform was revoked"),

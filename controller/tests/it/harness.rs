@@ -7,8 +7,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::Response;
+use dalaba_controller::accounts::guard::Accounts;
+use dalaba_controller::accounts::session::{self, CSRF_HEADER, SessionSettings};
+use dalaba_controller::accounts::{NewUser, Role};
 use dalaba_controller::api::{AppState, Settings, router};
 use dalaba_controller::clock::Clock;
 use dalaba_controller::distribution::Distribution;
@@ -31,10 +34,16 @@ pub const CODE_TTL_MINUTES: u64 = 60;
 /// The remote address every request appears to come from.
 pub const PEER: ([u8; 4], u16) = ([192, 0, 2, 7], 40_000);
 
+/// The header that makes a request go out without the harness's admin
+/// session (to test what a caller without credentials gets).
+pub const ANONYMOUS: &str = "x-test-anonymous";
+
 /// A controller application with its state, as `app::start` would build it
 /// minus the listener.
 pub struct Harness {
-    /// The whole HTTP application.
+    /// The whole HTTP application, every request logged in as the harness's
+    /// county admin unless it carries credentials of its own (a cookie, an
+    /// `Authorization` header) or [`ANONYMOUS`].
     pub app: Router,
     /// Its state, for reaching presence and the clock directly.
     pub state: AppState,
@@ -70,9 +79,64 @@ impl Harness {
             library: Arc::new(Library::open(dir.path(), library).expect("content directory")),
             distribution: Arc::new(Distribution::new(PlaybackSettings::default())),
             live: Arc::new(dalaba_controller::live::Live::new(signer)),
+            // The manual clock may be moved by days: sessions outlast it.
+            accounts: Arc::new(Accounts::new(LONG_SESSIONS)),
         };
-        Harness { app: router(state.clone()), state, _dir: dir }
+        let (cookie, csrf) = admin_session(&state);
+        let app = router(state.clone()).layer(axum::middleware::map_request(move |mut req: Request<Body>| {
+            let (cookie, csrf) = (cookie.clone(), csrf.clone());
+            async move {
+                let h = req.headers_mut();
+                if h.remove(ANONYMOUS).is_none()
+                    && !h.contains_key(header::COOKIE)
+                    && !h.contains_key(header::AUTHORIZATION)
+                {
+                    h.insert(header::COOKIE, cookie);
+                    h.insert(CSRF_HEADER, csrf);
+                }
+                req
+            }
+        }));
+        Harness { app, state, _dir: dir }
     }
+}
+
+/// Session lifetimes of the harness: a year.
+pub const LONG_SESSIONS: SessionSettings =
+    SessionSettings { idle: Duration::from_secs(365 * 24 * 3600), absolute: Duration::from_secs(365 * 24 * 3600) };
+
+/// A county admin `admin` (who may start emergencies) and a session of
+/// his: the cookie and CSRF headers.
+fn admin_session(state: &AppState) -> (HeaderValue, HeaderValue) {
+    account_session(state, "admin", Role::Admin, None, true, &LONG_SESSIONS)
+}
+
+/// An account `name` and a session of it with `lifetimes`, made in the
+/// store (no password): the cookie and CSRF headers to send.
+pub fn account_session(
+    state: &AppState,
+    name: &str,
+    role: Role,
+    region_id: Option<i64>,
+    emergency: bool,
+    lifetimes: &SessionSettings,
+) -> (HeaderValue, HeaderValue) {
+    let new = NewUser {
+        name: name.into(),
+        display_name: format!("{name} 测试"),
+        role,
+        region_id,
+        emergency,
+        // Never logged in with a password: the session is made here.
+        password_hash: "-".into(),
+        created_at_ms: T0,
+    };
+    let user = state.store.create_user(&new).expect("account");
+    let (value, session) = session::new_session(user.id, T0, "192.0.2.7", lifetimes).expect("session");
+    state.store.create_session(&session).expect("session stored");
+    let cookie = HeaderValue::from_str(&format!("{}={value}", session::COOKIE_NAME)).expect("cookie header");
+    let csrf = HeaderValue::from_str(&session.csrf).expect("csrf header");
+    (cookie, csrf)
 }
 
 /// What a request carries.

@@ -14,6 +14,7 @@
 //! - `routes`: the OpenAPI document against the router, metrics, pages, the
 //!   JSON fallback and the agent link's authentication.
 
+mod access;
 mod alert_cli;
 mod alert_sessions;
 mod alerts;

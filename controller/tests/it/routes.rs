@@ -14,8 +14,19 @@ use crate::harness::{Harness, Payload, call, csv, enrol, enrol_request, error_me
 
 /// Every route `api::router` registers, as (method, path) in OpenAPI's
 /// spelling. Keep in step with `controller/src/api/mod.rs`.
-const ROUTES: [(&str, &str); 45] = [
+pub(crate) const ROUTES: [(&str, &str); 56] = [
     ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/session"),
+    ("post", "/api/v1/session"),
+    ("delete", "/api/v1/session"),
+    ("get", "/api/v1/users"),
+    ("post", "/api/v1/users"),
+    ("patch", "/api/v1/users/{id}"),
+    ("get", "/api/v1/tokens"),
+    ("post", "/api/v1/tokens"),
+    ("delete", "/api/v1/tokens/{id}"),
+    ("get", "/api/v1/audit"),
+    ("get", "/api/v1/audit/export.csv"),
     ("get", "/api/v1/controller"),
     ("get", "/api/v1/regions"),
     ("post", "/api/v1/regions"),

@@ -4,6 +4,7 @@
 //! controller and an admin tool) on the same file serialise instead of
 //! failing half-way; `busy_timeout` makes the second one wait.
 
+mod accounts;
 mod agents;
 mod alerts;
 mod library;
@@ -25,6 +26,9 @@ use dalaba_protocol::state::PlayEvent;
 use super::{
     Agent, DesiredVersion, EnrolmentCode, NewAgent, PlayEventsStored, RedeemError, Store, StoreError, StoredPlayEvent,
 };
+use crate::accounts::audit::{AuditFilter, AuditRecord, NewAuditRecord};
+use crate::accounts::session::{NewSession, StoredSession};
+use crate::accounts::{NewUser, User, UserPatch};
 use crate::alerts::{AlertRecord, NewAlertRecord};
 use crate::directory::{ImportRow, ImportSummary, NewRegion, Region, RegionPatch};
 use crate::library::{Category, LibraryItem, LibraryItemPatch, NewCategory, NewLibraryItem, StoredFile};
@@ -316,6 +320,54 @@ impl Store for SqliteStore {
 
     fn delete_alert(&self, id: i64) -> Result<(), StoreError> {
         alerts::delete(&self.lock(), id)
+    }
+
+    fn create_user(&self, new: &NewUser) -> Result<User, StoreError> {
+        accounts::create_user(&self.lock(), new)
+    }
+
+    fn users(&self) -> Result<Vec<User>, StoreError> {
+        accounts::users(&self.lock())
+    }
+
+    fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
+        accounts::user_by_id(&self.lock(), id)
+    }
+
+    fn user_by_name(&self, name: &str) -> Result<Option<(User, String)>, StoreError> {
+        accounts::user_by_name(&self.lock(), name)
+    }
+
+    fn update_user(&self, id: i64, patch: &UserPatch) -> Result<User, StoreError> {
+        accounts::update_user(&mut self.lock(), id, patch)
+    }
+
+    fn record_login(&self, id: i64, success: bool, now_ms: i64) -> Result<(), StoreError> {
+        accounts::record_login(&self.lock(), id, success, now_ms)
+    }
+
+    fn create_session(&self, new: &NewSession) -> Result<(), StoreError> {
+        accounts::create_session(&self.lock(), new)
+    }
+
+    fn session(&self, id_hash: &str) -> Result<Option<StoredSession>, StoreError> {
+        accounts::session(&self.lock(), id_hash)
+    }
+
+    fn touch_session(&self, id_hash: &str, now_ms: i64) -> Result<(), StoreError> {
+        accounts::touch_session(&self.lock(), id_hash, now_ms)
+    }
+
+    fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        accounts::delete_session(&self.lock(), id_hash)
+    }
+
+    fn append_audit(&self, record: &NewAuditRecord) -> Result<(), StoreError> {
+        accounts::append_audit(&self.lock(), record)
+    }
+
+    fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        accounts::audit(&self.lock(), filter)
     }
 }
 

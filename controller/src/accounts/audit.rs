@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::directory::csv::{neutralise, push_record};
+
 /// A stored record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditRecord {
@@ -91,13 +93,6 @@ impl NewAuditRecord {
     }
 }
 
-/// A CSV cell: quoted when needed, and made inert for spreadsheets when it
-/// starts like a formula (`=`, `+`, `-`, `@`, tab, CR): prefixed with `'`.
-pub fn csv_cell(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_owned() };
-    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
-}
-
 /// The records as CSV with a header row (RFC 4180, UTF-8 with a BOM so
 /// spreadsheet programs read the Chinese text right).
 pub fn to_csv(records: &[AuditRecord]) -> String {
@@ -115,8 +110,9 @@ pub fn to_csv(records: &[AuditRecord]) -> String {
             r.village_id.map(|v| v.to_string()).unwrap_or_default(),
             r.detail.clone(),
         ];
-        out.push_str(&cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
-        out.push_str("\r\n");
+        // The directory export's rules: formula-looking cells get a `'`.
+        let cells: Vec<String> = cells.iter().map(|c| neutralise(c)).collect();
+        push_record(&mut out, &cells);
     }
     out
 }
@@ -126,13 +122,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_cells_cannot_become_formulas() {
-        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_cell("+1"), "'+1");
-        assert_eq!(csv_cell("@SUM"), "'@SUM");
-        assert_eq!(csv_cell("-2"), "'-2");
-        assert_eq!(csv_cell("王家村, 一组"), "\"王家村, 一组\"");
-        assert_eq!(csv_cell("plain"), "plain");
+    fn exported_cells_cannot_become_formulas() {
+        let record = |detail: &str| AuditRecord {
+            id: 1,
+            at_ms: 0,
+            actor: "user:=cmd".into(),
+            actor_kind: "user".into(),
+            ip: "".into(),
+            action: "x".into(),
+            method: "POST".into(),
+            path: "/".into(),
+            status: 200,
+            village_id: None,
+            detail: detail.into(),
+        };
+        let csv = to_csv(&[record("=HYPERLINK(\"x\")"), record("王家村, 一组")]);
+        assert!(csv.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{csv}");
+        assert!(csv.contains("\"王家村, 一组\""), "{csv}");
+        assert!(!csv.lines().skip(1).any(|l| l.split(',').any(|c| c.starts_with('='))), "{csv}");
     }
 
     #[test]

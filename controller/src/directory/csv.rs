@@ -158,7 +158,7 @@ fn parse_record(record: &Record) -> Result<ImportRow, Vec<RowProblem>> {
 
 /// Prefixes `'` to a text cell a spreadsheet would take for a formula, and to
 /// one that already starts with `'` so that [`unquote`] is its exact inverse.
-fn neutralise(cell: &str) -> String {
+pub(crate) fn neutralise(cell: &str) -> String {
     if cell.starts_with(FORMULA_STARTS) || cell.starts_with('\'') { format!("'{cell}") } else { cell.to_owned() }
 }
 
@@ -171,7 +171,7 @@ fn unquote(cell: &str) -> &str {
 }
 
 /// Appends one CSV record, quoting cells as RFC 4180 requires.
-fn push_record(out: &mut String, cells: &[String]) {
+pub(crate) fn push_record(out: &mut String, cells: &[String]) {
     for (i, cell) in cells.iter().enumerate() {
         if i > 0 {
             out.push(',');

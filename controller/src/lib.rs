@@ -38,6 +38,7 @@ pub mod link;
 pub mod live;
 pub mod metrics;
 pub mod presence;
+pub mod reports;
 pub mod schedules;
 pub mod server;
 pub mod signing;

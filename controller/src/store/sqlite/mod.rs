@@ -11,6 +11,7 @@ mod library;
 mod live;
 mod plays;
 mod regions;
+mod reports;
 mod schedules;
 mod tokens;
 

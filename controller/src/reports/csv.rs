@@ -1,17 +1,14 @@
 //! The per-village report as a CSV file for spreadsheets.
 //!
-//! UTF-8 with a byte-order mark (so Excel reads the Chinese names), CRLF
-//! line ends, cells quoted as RFC 4180 requires. A cell a spreadsheet would
-//! run as a formula (starting with `=`, `+`, `-`, `@`, tab or CR) gets a
-//! leading `'`, so a village named `=HYPERLINK("…")` stays text. The
-//! directory's CSV export follows the same rules.
-//!
-//! The workspace has no CSV crate and the directory writes its files by
-//! hand; a report is write-only and small, so it does the same rather than
-//! add one.
+//! Written as the directory's export is, with its helpers: UTF-8 with a
+//! byte-order mark (so Excel reads the Chinese names), CRLF line ends,
+//! cells quoted as RFC 4180 requires, and a leading `'` on any cell a
+//! spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`,
+//! tab or CR), so a village named `=HYPERLINK("…")` stays text.
 
-use super::markup::put;
-use super::{PlayCounts, Report};
+use crate::directory::csv::{neutralise, push_record};
+
+use super::Report;
 
 /// The header row, in order.
 pub const HEADER: [&str; 16] = [
@@ -34,67 +31,23 @@ pub const HEADER: [&str; 16] = [
 ];
 
 const BOM: char = '\u{feff}';
-/// First characters that make a spreadsheet treat a cell as a formula.
-const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
 /// One row per village of the report, by township and code. Compliance is
 /// a percentage with one decimal, empty when nothing was scheduled.
 pub fn villages(report: &Report) -> String {
     let mut out = String::with_capacity(256 * (report.total.villages as usize + 1));
     out.push(BOM);
-    push_record(&mut out, &HEADER);
+    push_record(&mut out, &HEADER.map(str::to_owned));
     let (first, last) = (report.period.from().to_string(), report.period.last().to_string());
     for (t, v) in report.villages() {
-        let p: &PlayCounts = &v.figures.plays;
-        let live = &v.figures.live;
-        let numbers = [p.scheduled(), p.played, p.preempted, p.missed, p.failed, p.skipped].map(|n| n.to_string());
-        let compliance = p.compliance_pct().map(|c| format!("{c:.1}")).unwrap_or_default();
-        let rest = [p.amplifier_unconfirmed, live.targeted, live.reached].map(|n| n.to_string());
-        let mut cells: Vec<&str> = vec![&t.name, &t.code, &v.name, &v.code, &first, &last];
-        cells.extend(numbers.iter().map(String::as_str));
-        cells.push(&compliance);
-        cells.extend(rest.iter().map(String::as_str));
+        let (p, live) = (&v.figures.plays, &v.figures.live);
+        let mut cells: Vec<String> = [&t.name, &t.code, &v.name, &v.code].map(|s| neutralise(s)).into();
+        cells.extend([first.clone(), last.clone()]);
+        let counts = [p.scheduled(), p.played, p.preempted, p.missed, p.failed, p.skipped];
+        cells.extend(counts.map(|n| n.to_string()));
+        cells.push(p.compliance_pct().map(|c| format!("{c:.1}")).unwrap_or_default());
+        cells.extend([p.amplifier_unconfirmed, live.targeted, live.reached].map(|n| n.to_string()));
         push_record(&mut out, &cells);
     }
     out
-}
-
-/// `cell` with a leading `'` if a spreadsheet would take it for a formula.
-fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
-    if cell.starts_with(FORMULA_STARTS) { format!("'{cell}").into() } else { cell.into() }
-}
-
-/// Appends one record: every cell neutralised, then quoted when needed.
-fn push_record(out: &mut String, cells: &[&str]) {
-    for (i, cell) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let cell = neutralise(cell);
-        if cell.contains([',', '"', '\n', '\r']) || cell.starts_with(' ') || cell.ends_with(' ') {
-            put(out, format_args!("\"{}\"", cell.replace('"', "\"\"")));
-        } else {
-            out.push_str(&cell);
-        }
-    }
-    out.push_str("\r\n");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(cells: &[&str]) -> String {
-        let mut out = String::new();
-        push_record(&mut out, cells);
-        out
-    }
-
-    #[test]
-    fn formulas_become_text_and_quotes_are_doubled() {
-        assert_eq!(record(&["=HYPERLINK(\"x\")"]), "\"'=HYPERLINK(\"\"x\"\")\"\r\n");
-        assert_eq!(record(&["+1", "-2", "@SUM(A1)", "\tx", "\rx"]), "'+1,'-2,'@SUM(A1),'\tx,\"'\rx\"\r\n");
-        assert_eq!(record(&["王家沟村", "12", "a,b", " x"]), "王家沟村,12,\"a,b\",\" x\"\r\n");
-        assert_eq!(record(&["'quoted already"]), "'quoted already\r\n");
-    }
 }

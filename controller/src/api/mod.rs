@@ -7,6 +7,8 @@
 //! - `events`: the server-sent event stream for dashboards.
 //! - `days`: the county's calendar (a `day` parameter, spans of days).
 //! - `plays`: proof of play per village and day.
+//! - `reports`: service reports (JSON, CSV, printable page) over a month or
+//!   days, limited to the caller's township.
 //! - `library`: the audio library (uploads, text to speech, previews);
 //!   `content`: agents' downloads of distribution files by SHA-256.
 //! - `schedules`: schedules, quiet hours, schedule previews and the plan views.
@@ -29,6 +31,7 @@ mod library;
 mod live;
 mod openapi;
 mod plays;
+mod reports;
 mod schedules;
 
 use std::sync::Arc;
@@ -127,6 +130,9 @@ pub fn router(state: AppState) -> Router {
         .route("/tokens/{id}", delete(accounts::revoke_token))
         .route("/audit", get(accounts::audit))
         .route("/audit/export.csv", get(accounts::audit_csv))
+        .route("/reports", get(reports::report))
+        .route("/reports/villages.csv", get(reports::villages_csv))
+        .route("/reports/monthly.html", get(reports::monthly_html))
         .route("/controller", get(agents::controller_info))
         .route("/regions", get(directory::list).post(directory::create))
         .route("/regions/{id}", get(directory::one).patch(directory::update).delete(directory::remove))

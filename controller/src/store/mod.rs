@@ -40,6 +40,7 @@ use crate::alerts::{AlertRecord, NewAlertRecord};
 use crate::directory::{CsvErrors, ImportRow, ImportSummary, NewRegion, Region, RegionPatch, ValidationError};
 use crate::library::{Category, LibraryItem, LibraryItemPatch, NewCategory, NewLibraryItem, StoredFile};
 use crate::live::{AgentReport, SessionReport};
+use crate::reports::{DaySpan, ReportCounts};
 use crate::schedules::{ScheduleSpec, StoredSchedule, Timetable};
 use crate::tokens::{ApiToken, NewApiToken};
 use dalaba_schedules::QuietHours;
@@ -245,6 +246,11 @@ pub trait Store: Send + Sync + 'static {
     fn append_audit(&self, record: &NewAuditRecord) -> Result<(), StoreError>;
     /// Searches the audit log, newest first.
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
+
+    // Reports
+    /// The play events of `villages` on each of `days` by outcome, and the
+    /// live sessions of those days that targeted or reached them.
+    fn report_counts(&self, villages: &[i64], days: &[DaySpan]) -> Result<ReportCounts, StoreError>;
 }
 
 /// The desired-state version an agent was last given, and its plan's digest.

@@ -25,5 +25,6 @@ mod harness;
 mod library;
 mod live;
 mod presence;
+mod reports;
 mod routes;
 mod schedules;

@@ -14,7 +14,7 @@ use crate::harness::{Harness, Payload, call, csv, enrol, enrol_request, error_me
 
 /// Every route `api::router` registers, as (method, path) in OpenAPI's
 /// spelling. Keep in step with `controller/src/api/mod.rs`.
-pub(crate) const ROUTES: [(&str, &str); 56] = [
+pub(crate) const ROUTES: [(&str, &str); 59] = [
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/session"),
     ("post", "/api/v1/session"),
@@ -27,6 +27,9 @@ pub(crate) const ROUTES: [(&str, &str); 56] = [
     ("delete", "/api/v1/tokens/{id}"),
     ("get", "/api/v1/audit"),
     ("get", "/api/v1/audit/export.csv"),
+    ("get", "/api/v1/reports"),
+    ("get", "/api/v1/reports/villages.csv"),
+    ("get", "/api/v1/reports/monthly.html"),
     ("get", "/api/v1/controller"),
     ("get", "/api/v1/regions"),
     ("post", "/api/v1/regions"),

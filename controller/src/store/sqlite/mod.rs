@@ -34,6 +34,7 @@ use crate::alerts::{AlertRecord, NewAlertRecord};
 use crate::directory::{ImportRow, ImportSummary, NewRegion, Region, RegionPatch};
 use crate::library::{Category, LibraryItem, LibraryItemPatch, NewCategory, NewLibraryItem, StoredFile};
 use crate::live::{AgentReport, SessionReport};
+use crate::reports::{DaySpan, ReportCounts};
 use crate::schedules::{ScheduleSpec, StoredSchedule, Timetable};
 use crate::tokens::{ApiToken, NewApiToken};
 use dalaba_schedules::QuietHours;
@@ -369,6 +370,10 @@ impl Store for SqliteStore {
 
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         accounts::audit(&self.lock(), filter)
+    }
+
+    fn report_counts(&self, villages: &[i64], days: &[DaySpan]) -> Result<ReportCounts, StoreError> {
+        self.counts_for_report(villages, days)
     }
 }
 

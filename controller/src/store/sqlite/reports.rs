@@ -11,10 +11,9 @@ use crate::reports::{DaySpan, LiveCounts, PlayCounts, ReportCounts, VillageDay, 
 use crate::store::StoreError;
 
 impl SqliteStore {
-    /// The play events of `villages` on each of `days` by outcome, and the
-    /// live sessions started within those days that targeted or reached
-    /// them. Villages and days without any are left out.
-    pub fn report_counts(&self, villages: &[i64], days: &[DaySpan]) -> Result<ReportCounts, StoreError> {
+    /// `Store::report_counts`: villages and days without any event are
+    /// left out.
+    pub(super) fn counts_for_report(&self, villages: &[i64], days: &[DaySpan]) -> Result<ReportCounts, StoreError> {
         let mut conn = self.lock();
         // One read transaction: every day sees the same events.
         let tx = conn.transaction()?;

@@ -1,0 +1,133 @@
+//! Service reports (`crate::reports`): scheduled, played, missed and
+//! failed per village and township over a month or a span of days, as
+//! JSON, CSV and a printable page.
+//!
+//! `?month=2026-11` or `?from=2026-11-01&to=2026-11-30` (both days
+//! included), and `township=ID` to narrow to one township. An account
+//! limited to a township gets its township whatever it asks for, and a
+//! 403 when it names another.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use super::days::COUNTY_TZ;
+use super::{ApiError, AppState};
+use crate::accounts::policy::Principal;
+use crate::reports::{Period, Report, ReportError, Scope, Selection};
+
+/// The query of every report route.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    /// `YYYY-MM`.
+    month: Option<String>,
+    /// First day, `YYYY-MM-DD`.
+    from: Option<NaiveDate>,
+    /// Last day (included), `YYYY-MM-DD`.
+    to: Option<NaiveDate>,
+    /// One township's id.
+    township: Option<i64>,
+}
+
+/// `GET /reports`.
+pub async fn report(
+    State(st): State<AppState>,
+    caller: Principal,
+    query: Result<Query<ReportQuery>, QueryRejection>,
+) -> Result<Json<Report>, ApiError> {
+    Ok(Json(build(&st, &caller, query).await?))
+}
+
+/// `GET /reports/villages.csv`: one row per village.
+pub async fn villages_csv(
+    State(st): State<AppState>,
+    caller: Principal,
+    query: Result<Query<ReportQuery>, QueryRejection>,
+) -> Result<(HeaderMap, String), ApiError> {
+    let report = build(&st, &caller, query).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"report.csv\""));
+    Ok((headers, crate::reports::csv::villages(&report)))
+}
+
+/// `GET /reports/monthly.html`: the printable page.
+pub async fn monthly_html(
+    State(st): State<AppState>,
+    caller: Principal,
+    query: Result<Query<ReportQuery>, QueryRejection>,
+) -> Result<(HeaderMap, String), ApiError> {
+    let report = build(&st, &caller, query).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    // The page has no scripts and no outside resources; should a name slip
+    // through escaping, nothing could run.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src data:"),
+    );
+    Ok((headers, crate::reports::html::monthly(&report, st.clock.now_ms())))
+}
+
+/// The report the query asks for, within what the caller may see.
+async fn build(
+    st: &AppState,
+    caller: &Principal,
+    query: Result<Query<ReportQuery>, QueryRejection>,
+) -> Result<Report, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let period = period(&q)?;
+    let scope = match (caller.region_id(), q.township) {
+        (Some(own), Some(asked)) if own != asked => {
+            return Err(ApiError::Coded {
+                status: StatusCode::FORBIDDEN,
+                code: "forbidden",
+                message: format!("your account is limited to township {own}; township {asked} is not yours"),
+            });
+        }
+        (Some(own), _) => Scope::Township(own),
+        (None, Some(asked)) => Scope::Township(asked),
+        (None, None) => Scope::County,
+    };
+    let regions = st.db(|s| s.regions()).await?;
+    let selection = Selection::new(&regions, &scope).map_err(report_error)?;
+    let spans = period.spans().map_err(report_error)?;
+    let villages = selection.village_ids();
+    let counts = st.db(move |s| s.report_counts(&villages, &spans)).await?;
+    Ok(Report::build(&selection, &period, &counts))
+}
+
+fn period(q: &ReportQuery) -> Result<Period, ApiError> {
+    let both =
+        || ApiError::BadRequest("ask for a month (month=2026-11) or a span of days (from=…&to=…), not both".into());
+    match (&q.month, q.from, q.to) {
+        (Some(month), None, None) => {
+            let parsed = month
+                .split_once('-')
+                .and_then(|(y, m)| Some((y.parse::<i32>().ok()?, m.parse::<u32>().ok()?)))
+                .filter(|_| month.len() == 7);
+            let Some((year, month)) = parsed else {
+                return Err(ApiError::BadRequest(format!("month {month:?} must look like 2026-11")));
+            };
+            Period::month(year, month, COUNTY_TZ).map_err(report_error)
+        }
+        (None, Some(from), Some(to)) => {
+            let after = to.succ_opt().ok_or_else(|| ApiError::BadRequest(format!("day {to} is out of range")))?;
+            Period::new(from, after, COUNTY_TZ).map_err(report_error)
+        }
+        (None, None, None) => Err(ApiError::BadRequest("ask for a month (month=2026-11) or from=…&to=… days".into())),
+        (Some(_), _, _) => Err(both()),
+        _ => Err(ApiError::BadRequest("from and to go together (both days included)".into())),
+    }
+}
+
+fn report_error(e: ReportError) -> ApiError {
+    match e {
+        ReportError::NotA { found: None, .. } => ApiError::NotFound(e.to_string()),
+        _ => ApiError::BadRequest(e.to_string()),
+    }
+}

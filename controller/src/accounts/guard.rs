@@ -161,6 +161,12 @@ pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> 
     {
         return e.into_response();
     }
+    if let Err(error) = super::scope::check_route(&st, &principal, &route, &path).await {
+        if audited {
+            append(&st, record(principal.actor(), principal.kind(), error.status(), error.to_string())).await;
+        }
+        return error.into_response();
+    }
     req.extensions_mut().insert(caller);
     let response = next.run(req).await;
     if audited {

@@ -19,6 +19,7 @@
 //! - this file: the model, name and password rules, hashing;
 //! - `session`: login sessions, their cookie and CSRF token;
 //! - `policy`: what each route needs and who has it, in one place;
+//! - `scope`: the part of the region tree an account may see and act on;
 //! - `audit`: the append-only audit log;
 //! - `guard`: the middleware that authenticates, checks CSRF and the
 //!   policy, and writes the audit record of every state-changing request;
@@ -28,6 +29,7 @@ pub mod audit;
 pub mod cli;
 pub mod guard;
 pub mod policy;
+pub mod scope;
 pub mod session;
 
 use std::fmt;

@@ -193,6 +193,15 @@ impl Principal {
         }
     }
 
+    /// How reports and refusals name the caller to operators:
+    /// `李伟 (li.wei)`, `token:province`.
+    pub fn describe(&self) -> String {
+        match self {
+            Principal::User(u) => format!("{} ({})", u.display_name, u.name),
+            _ => self.actor(),
+        }
+    }
+
     /// `user` or `token`.
     pub fn kind(&self) -> &'static str {
         match self {

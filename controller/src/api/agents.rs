@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState};
+use crate::accounts::policy::Principal;
+use crate::accounts::scope::Area;
 use crate::clock::rfc3339;
 use crate::directory::{Level, Region};
 use crate::presence::LiveView;
@@ -90,8 +92,11 @@ pub fn views(agents: Vec<Agent>, regions: &[Region], live: &HashMap<String, Live
 }
 
 /// `GET /agents`: every agent with its village and live status.
-pub async fn list(State(st): State<AppState>) -> Result<Json<Vec<AgentView>>, ApiError> {
+/// An account limited to a township sees that township's agents.
+pub async fn list(State(st): State<AppState>, caller: Principal) -> Result<Json<Vec<AgentView>>, ApiError> {
     let (agents, regions) = st.db(|s| Ok((s.agents()?, s.regions()?))).await?;
+    let area = Area::of(&caller, &regions);
+    let agents = agents.into_iter().filter(|a| area.covers_villages(&[a.village_id])).collect();
     Ok(Json(views(agents, &regions, &st.presence.views())))
 }
 

@@ -9,12 +9,17 @@ use axum::response::IntoResponse;
 
 use super::error::Detail;
 use super::{ApiError, AppState};
+use crate::accounts::policy::Principal;
+use crate::accounts::scope::Area;
 use crate::directory::csv as dircsv;
 use crate::directory::{NewRegion, Region, RegionPatch};
 
 /// `GET /regions`: every region, flat, ordered by code.
-pub async fn list(State(st): State<AppState>) -> Result<Json<Vec<Region>>, ApiError> {
-    Ok(Json(st.db(|s| s.regions()).await?))
+/// An account limited to a township sees that township and its villages.
+pub async fn list(State(st): State<AppState>, caller: Principal) -> Result<Json<Vec<Region>>, ApiError> {
+    let regions = st.db(|s| s.regions()).await?;
+    let area = Area::of(&caller, &regions);
+    Ok(Json(regions.into_iter().filter(|r| area.covers_region(r)).collect()))
 }
 
 /// `GET /regions/{id}`.

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::{ApiError, AppState};
+use crate::accounts::policy::{Need, Principal, refusal};
+use crate::accounts::scope::{self, check_targets};
 use crate::live::{LivePriority, SessionInfo, SessionReport, Source, StartRequest, pcm_chunk};
 
 /// Sessions listed as recent.
@@ -68,9 +70,20 @@ pub struct StopBody {
 /// `POST /live`: starts a session.
 pub async fn start(
     State(st): State<AppState>,
+    caller: Principal,
     body: Result<Json<StartBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<SessionInfo>), ApiError> {
     let Json(body) = body?;
+    // Paging needs the live right (the guard checked it); an emergency
+    // needs the emergency right too.
+    if body.priority == LivePriority::Emergency && !caller.allows(Need::Emergency) {
+        return Err(ApiError::Coded {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: refusal(&caller, Need::Emergency),
+        });
+    }
+    check_targets(&st, &caller, &body.targets).await?;
     if matches!(body.source, Source::Audio { .. }) {
         return Err(ApiError::BadRequest(
             "the API starts sessions from a library item, text, the microphone or the host input; upload audio to the library first"
@@ -83,7 +96,7 @@ pub async fn start(
         targets: body.targets,
         source: body.source,
         volume: body.volume,
-        started_by: "operator".into(),
+        started_by: caller.describe(),
         max_duration_ms: body.max_duration_ms,
     };
     let live = std::sync::Arc::clone(&st.live);
@@ -92,12 +105,17 @@ pub async fn start(
 }
 
 /// `GET /live`.
-pub async fn list(State(st): State<AppState>) -> Result<Json<Listing>, ApiError> {
-    let active = st.live.active();
+/// An account limited to a township sees the sessions that reached only
+/// its villages.
+pub async fn list(State(st): State<AppState>, caller: Principal) -> Result<Json<Listing>, ApiError> {
+    let area = scope::area(&st, &caller).await?;
+    let mut active = st.live.active();
+    active.retain(|s| area.covers_villages(&s.villages));
     let stored = st.db(|s| s.live_sessions(RECENT + 16)).await?;
     let recent = stored
         .into_iter()
         .filter(|r| r.ended_at_ms.is_some() && !active.iter().any(|a| a.session_id == r.session_id))
+        .filter(|r| area.covers_villages(&r.villages))
         .take(RECENT)
         .collect();
     Ok(Json(Listing { active, recent }))

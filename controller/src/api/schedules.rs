@@ -17,6 +17,8 @@ use serde_json::json;
 
 use super::days::{COUNTY_TZ, day_span, parse_day};
 use super::{ApiError, AppState};
+use crate::accounts::policy::Principal;
+use crate::accounts::scope::{Area, check_targets};
 use crate::directory::Level;
 use crate::schedules::{ScheduleSpec, StoredSchedule, Timetable};
 
@@ -51,13 +53,21 @@ pub struct Listed {
 }
 
 /// `GET /schedules`.
-pub async fn list(State(st): State<AppState>) -> Result<Json<Vec<Listed>>, ApiError> {
+/// An account limited to a township sees the schedules that reach only
+/// its villages.
+pub async fn list(State(st): State<AppState>, caller: Principal) -> Result<Json<Vec<Listed>>, ApiError> {
     let tt = timetable(&st).await?;
     let now = instant(st.clock.now_ms());
     let villages = tt.villages();
+    let area = Area::of(&caller, &tt.regions);
     let listed = tt
         .schedules
         .iter()
+        .filter(|s| {
+            area.is_county()
+                || (!s.spec.targets.county
+                    && area.covers_villages(&s.spec.targets.select(&villages).map(|v| v.id).collect::<Vec<_>>()))
+        })
         .map(|s| {
             let plan = tt.check(s.id, &s.spec).ok();
             let next_start_ms = plan.as_ref().and_then(|p| {
@@ -91,9 +101,11 @@ pub async fn one(
 /// `POST /schedules`.
 pub async fn create(
     State(st): State<AppState>,
+    caller: Principal,
     body: Result<Json<ScheduleSpec>, JsonRejection>,
 ) -> Result<(StatusCode, Json<StoredSchedule>), ApiError> {
     let Json(spec) = body?;
+    check_targets(&st, &caller, &spec.targets).await?;
     let tt = timetable(&st).await?;
     tt.check(next_id(&tt), &spec).map_err(unprocessable)?;
     let now = st.clock.now_ms();
@@ -106,11 +118,13 @@ pub async fn create(
 /// `PUT /schedules/{id}`: replaces the schedule.
 pub async fn replace(
     State(st): State<AppState>,
+    caller: Principal,
     id: Result<Path<i64>, PathRejection>,
     body: Result<Json<ScheduleSpec>, JsonRejection>,
 ) -> Result<Json<StoredSchedule>, ApiError> {
     let Path(id) = id?;
     let Json(spec) = body?;
+    check_targets(&st, &caller, &spec.targets).await?;
     let tt = timetable(&st).await?;
     if !tt.schedules.iter().any(|s| s.id == id) {
         return Err(ApiError::NotFound(format!("schedule {id} does not exist")));
@@ -176,9 +190,11 @@ pub struct ConflictSummary {
 /// with the stored schedules over the coming week — before anything is saved.
 pub async fn preview(
     State(st): State<AppState>,
+    caller: Principal,
     body: Result<Json<PreviewRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(req) = body?;
+    check_targets(&st, &caller, &req.schedule.targets).await?;
     let tt = timetable(&st).await?;
     let id = req.id.unwrap_or_else(|| next_id(&tt));
     let candidate = tt.check(id, &req.schedule).map_err(unprocessable)?;

@@ -261,3 +261,120 @@ async fn logins_check_argon2id_passwords_lock_after_five_failures_and_are_rate_l
     // Five wrong and one locked, one unknown name, ten and one limited.
     assert_eq!(failures.expect("audit").len(), 6 + 1 + 11, "every failed attempt is on record");
 }
+
+/// Sends `method path` with `body` as the holder of `session`.
+async fn as_account(
+    h: &Harness,
+    session: &(HeaderValue, HeaderValue),
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let payload = body.map_or(Payload::None, Payload::Json);
+    let mut req = request(method, path, payload);
+    req.headers_mut().insert(header::COOKIE, session.0.clone());
+    req.headers_mut().insert(CSRF_HEADER, session.1.clone());
+    let (status, _, bytes) = fetch(&h.app, req).await;
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_township_operator_acts_on_its_township_and_cannot_reach_into_another() {
+    use crate::harness::{call, create, enrol, id};
+    let h = Harness::new();
+    let s = seed(&h.app).await;
+    let other = id(&create(
+        &h.app,
+        json!({"level": "township", "parent_id": s.county, "name": "玉都镇", "code": "620821101000"}),
+    )
+    .await);
+    let far =
+        id(&create(&h.app, json!({"level": "village", "parent_id": other, "name": "太平村", "code": "620821101200"}))
+            .await);
+    let ours_agent = enrol(&h.app, s.villages[0], "pi-ours").await.0;
+    let far_agent = enrol(&h.app, far, "pi-far").await.0;
+    let item = crate::schedules::add_item(&h, "禁毒宣传", 'a', 60_000);
+    let schedule = |name: &str, targets: Value| crate::schedules::daily(name, item, &["07:00:00"], targets);
+    let (_, mine) = call(
+        &h.app,
+        Method::POST,
+        "/api/v1/schedules",
+        Payload::Json(schedule("本镇", json!({"townships": [s.township]}))),
+    )
+    .await;
+    let (_, theirs) =
+        call(&h.app, Method::POST, "/api/v1/schedules", Payload::Json(schedule("外镇", json!({"townships": [other]}))))
+            .await;
+    let (_, county) =
+        call(&h.app, Method::POST, "/api/v1/schedules", Payload::Json(schedule("全县", json!({"county": true})))).await;
+    let paging = |targets: Value| json!({"title": "寻人", "priority": "paging", "targets": targets, "source": {"type": "microphone"}});
+    let (status, far_session) =
+        call(&h.app, Method::POST, "/api/v1/live", Payload::Json(paging(json!({"villages": [far]})))).await;
+    assert_eq!(status, StatusCode::CREATED, "{far_session}");
+    let far_session = far_session["session_id"].as_str().expect("id").to_owned();
+
+    let op = account_session(&h.state, "town-op", Role::Operator, Some(s.township), false, &LONG_SESSIONS);
+    // Lists show the township only.
+    let (_, regions) = as_account(&h, &op, Method::GET, "/api/v1/regions", None).await;
+    let mut ids: Vec<i64> = regions.as_array().expect("list").iter().filter_map(|r| r["id"].as_i64()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [s.township, s.villages[0], s.villages[1]]);
+    let (_, agents) = as_account(&h, &op, Method::GET, "/api/v1/agents", None).await;
+    assert_eq!(
+        agents.as_array().map(|a| a.iter().map(|x| x["id"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!(ours_agent)])
+    );
+    let (_, schedules) = as_account(&h, &op, Method::GET, "/api/v1/schedules", None).await;
+    let names: Vec<&str> = schedules.as_array().expect("list").iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(names, ["本镇"]);
+    let (_, live) = as_account(&h, &op, Method::GET, "/api/v1/live", None).await;
+    assert_eq!(live["active"], json!([]), "the other township's session is not listed");
+
+    // By id, or by targets, another township is out of reach.
+    let theirs_path = format!("/api/v1/schedules/{}", theirs["id"]);
+    let county_path = format!("/api/v1/schedules/{}", county["id"]);
+    let refused: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, format!("/api/v1/regions/{far}"), None),
+        (Method::GET, format!("/api/v1/regions/{}", s.county), None),
+        (Method::GET, format!("/api/v1/villages/{far}/plan"), None),
+        (Method::POST, format!("/api/v1/villages/{far}/enrolment-codes"), None),
+        (Method::GET, format!("/api/v1/agents/{far_agent}"), None),
+        (Method::DELETE, format!("/api/v1/agents/{far_agent}"), None),
+        (Method::GET, theirs_path.clone(), None),
+        (Method::PUT, theirs_path.clone(), Some(schedule("改", json!({"townships": [s.township]})))),
+        (Method::DELETE, theirs_path, None),
+        (Method::DELETE, county_path, None),
+        (Method::POST, "/api/v1/schedules".into(), Some(schedule("全县", json!({"county": true})))),
+        (Method::POST, "/api/v1/schedules".into(), Some(schedule("外", json!({"villages": [s.villages[0], far]})))),
+        (
+            Method::POST,
+            "/api/v1/schedules/preview".into(),
+            Some(json!({"schedule": schedule("外", json!({"townships": [other]}))})),
+        ),
+        (Method::POST, "/api/v1/live".into(), Some(paging(json!({"townships": [other]})))),
+        (Method::GET, format!("/api/v1/live/{far_session}"), None),
+        (Method::POST, format!("/api/v1/live/{far_session}/stop"), Some(json!({}))),
+    ];
+    for (method, path, body) in refused {
+        let (status, answer) = as_account(&h, &op, method.clone(), &path, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
+        assert!(
+            answer["message"].as_str().is_some_and(|m| m.contains("limited to 城关镇")),
+            "{method} {path}: {answer}"
+        );
+    }
+    // Its own township works, and an emergency needs the emergency right.
+    let (status, body) = as_account(&h, &op, Method::GET, &format!("/api/v1/schedules/{}", mine["id"]), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) =
+        as_account(&h, &op, Method::POST, &format!("/api/v1/villages/{}/enrolment-codes", s.villages[1]), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) =
+        as_account(&h, &op, Method::POST, "/api/v1/live", Some(paging(json!({"villages": [s.villages[0]]})))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut emergency = paging(json!({"villages": [s.villages[1]]}));
+    emergency["priority"] = json!("emergency");
+    let (status, body) = as_account(&h, &op, Method::POST, "/api/v1/live", Some(emergency)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("allowed to start emergencies")), "{body}");
+}

@@ -128,7 +128,7 @@ async fn equal_priority_is_refused_naming_the_holder() {
         call(&h.app, Method::POST, "/api/v1/live", microphone("x", "paging", json!({"townships": [s.township]}))).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let message = error_message(&body, "conflict");
-    for needle in ["王家沟村", id, "午间寻人", "started by operator", "paging"] {
+    for needle in ["王家沟村", id, "午间寻人", "started by admin 测试 (admin)", "paging"] {
         assert!(message.contains(needle), "{needle} missing from {message}");
     }
     // The other village is free.

@@ -14,7 +14,7 @@ use crate::harness::{Harness, Payload, T0, call, enrol, error_message, seed};
 const NEXT_SEVEN: i64 = T0 + (7 * 3600 + 53 * 60 + 20) * 1000;
 
 /// A library item stored directly (the upload path has its own tests).
-fn add_item(h: &Harness, title: &str, hash: char, duration_ms: u64) -> i64 {
+pub(crate) fn add_item(h: &Harness, title: &str, hash: char, duration_ms: u64) -> i64 {
     let file = |c: char, format: &str| StoredFile {
         sha256: c.to_string().repeat(64),
         size_bytes: 4096,
@@ -40,7 +40,7 @@ fn add_item(h: &Harness, title: &str, hash: char, duration_ms: u64) -> i64 {
     item.id
 }
 
-fn daily(name: &str, item: i64, times: &[&str], targets: Value) -> Value {
+pub(crate) fn daily(name: &str, item: i64, times: &[&str], targets: Value) -> Value {
     json!({
         "name": name,
         "playlist": [{"item_id": item}],

@@ -130,7 +130,10 @@ pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> 
         }
         return response;
     }
-    let caller = match authenticate(&st, req.headers(), audited, ip).await {
+    // A WebSocket handshake cannot carry the CSRF header: the microphone
+    // socket sends it as `?csrf=`.
+    let query_csrf = route.ends_with("/microphone").then(|| query_value(req.uri().query(), "csrf")).flatten();
+    let caller = match authenticate(&st, req.headers(), audited, ip, query_csrf.as_deref()).await {
         Ok(caller) => caller,
         Err((error, clear)) => {
             if audited {
@@ -186,6 +189,11 @@ pub async fn append(st: &AppState, record: NewAuditRecord) {
     }
 }
 
+/// One parameter of a query string (tokens are base64url: no decoding).
+fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
+}
+
 /// The village a route names (`/villages/{id}/…`), for the audit log.
 fn village_of(route: &str, path: &str) -> Option<i64> {
     if !route.starts_with("/api/v1/villages/{id}") {
@@ -200,6 +208,7 @@ async fn authenticate(
     headers: &HeaderMap,
     changes: bool,
     ip: Option<IpAddr>,
+    query_csrf: Option<&str>,
 ) -> Result<Caller, (ApiError, bool)> {
     if headers.contains_key(header::AUTHORIZATION) {
         let token = crate::tokens::auth::lookup(st, headers).await.map_err(|e| (e, false))?;
@@ -243,7 +252,11 @@ async fn authenticate(
         return Err((ApiError::Unauthorized(why.into()), true));
     }
     if changes {
-        let sent = headers.get(CSRF_HEADER).map(HeaderValue::as_bytes).unwrap_or_default();
+        let sent = headers
+            .get(CSRF_HEADER)
+            .map(HeaderValue::as_bytes)
+            .or_else(|| query_csrf.map(str::as_bytes))
+            .unwrap_or_default();
         if !constant_time_eq(sent, found.csrf.as_bytes()) {
             st.metrics.error("csrf");
             return Err((
@@ -299,5 +312,8 @@ mod tests {
         assert_eq!(a.login_attempt(Some(ip), LOGIN_WINDOW_MS + 10), Ok(()), "the window moved on");
         assert_eq!(village_of("/api/v1/villages/{id}/plan", "/api/v1/villages/42/plan"), Some(42));
         assert_eq!(village_of("/api/v1/schedules/{id}", "/api/v1/schedules/42"), None);
+        assert_eq!(query_value(Some("a=1&csrf=x-y_z"), "csrf"), Some("x-y_z".into()));
+        assert_eq!(query_value(Some("csrfx=1"), "csrf"), None);
+        assert_eq!(query_value(None, "csrf"), None);
     }
 }

@@ -1,6 +1,7 @@
 // Requests to the JSON API with a timeout, their errors as LoadError, and
 // those errors in words.
 import { t } from './i18n.js';
+import { login, withCsrf } from './session.js';
 
 export const API = '/api/v1';
 const FETCH_TIMEOUT_MS = 15000;
@@ -14,7 +15,9 @@ export class LoadError extends Error {
   }
 }
 
-export async function getJSON(path) {
+// A 401 means the session ended (or there is none): the login form, then
+// the request once more.
+export async function getJSON(path, retried) {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
   let res;
@@ -25,6 +28,11 @@ export async function getJSON(path) {
     throw new LoadError(e && e.name === 'AbortError' ? 'timeout' : 'network');
   }
   try {
+    if (res.status === 401 && !retried) {
+      clearTimeout(timer);
+      await login(await messageOf(res));
+      return getJSON(path, true);
+    }
     if (!res.ok) {
       let detail = '';
       try {
@@ -46,10 +54,10 @@ export async function getJSON(path) {
 }
 
 // A request whose answer is looked at by status: { status, data }.
-export async function sendJSON(method, path, body) {
+export async function sendJSON(method, path, body, retried) {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
-  const init = { method, headers: { Accept: 'application/json' }, cache: 'no-store', signal: ctl.signal };
+  const init = { method, headers: withCsrf({ Accept: 'application/json' }), cache: 'no-store', signal: ctl.signal };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -61,6 +69,11 @@ export async function sendJSON(method, path, body) {
     } catch (e) {
       throw new LoadError(e && e.name === 'AbortError' ? 'timeout' : 'network');
     }
+    if (res.status === 401 && !retried) {
+      clearTimeout(timer);
+      await login(await messageOf(res));
+      return sendJSON(method, path, body, true);
+    }
     let data = null;
     try {
       const text = await res.text();
@@ -71,6 +84,16 @@ export async function sendJSON(method, path, body) {
     return { status: res.status, data };
   } finally {
     clearTimeout(timer);
+  }
+}
+
+// The message of an error answer, read from its body.
+async function messageOf(res) {
+  try {
+    const body = await res.json();
+    return (body && body.message) || '';
+  } catch (_) {
+    return '';
   }
 }
 

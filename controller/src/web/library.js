@@ -5,6 +5,7 @@
 import { API, apiMessage, getJSON, loadErrorText, sendJSON } from './api.js';
 import { absTime, formatBytes } from './format.js';
 import { t } from './i18n.js';
+import { session } from './session.js';
 import { setText, state } from './state.js';
 import { clockDuration, field, h, showError } from './ui.js';
 
@@ -266,6 +267,7 @@ export function mountLibrary(root) {
     xhr.open('POST', `${API}/library?${q}`);
     xhr.setRequestHeader('Content-Type', f.type || 'application/octet-stream');
     xhr.setRequestHeader('Accept', 'application/json');
+    if (session.csrf) xhr.setRequestHeader('X-CSRF-Token', session.csrf);
     const setProgress = (pct) => {
       progress.value = pct;
       progress.dataset.percent = String(pct);

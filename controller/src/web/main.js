@@ -89,6 +89,7 @@ import { townshipName } from './model.js';
 import { initPanel, paintPanel } from './panel.js';
 import { initRemove } from './remove.js';
 import { initRouter, relabelPage } from './router.js';
+import { ensureSession, logout } from './session.js';
 import { $, setText, state } from './state.js';
 import { connectEvents, relabelLive, requestLoad, retryNow } from './sync.js';
 import { paintCard, paintCounts, refreshRelativeTimes } from './tree.js';
@@ -127,7 +128,7 @@ function toggleLang() {
   applyLang();
 }
 
-function start() {
+async function start() {
   state.lang = initialLang();
   restoreCollapsed();
   applyLang();
@@ -156,6 +157,9 @@ function start() {
     for (const tw of state.townships) setCollapsed(tw, true);
   });
 
+  $('logout').addEventListener('click', logout);
+  // Logged in (or the controller has no accounts yet) before anything loads.
+  await ensureSession();
   initPanel();
   initEnrol();
   initRemove();

@@ -1,12 +1,14 @@
 // The microphone's AudioWorklet processor (loaded by mic.js with
 // audioWorklet.addModule, never imported): mixes the input to mono,
 // resamples it from the context's rate to 48 kHz by linear interpolation,
-// and posts 20 ms chunks of 16-bit little-endian PCM (960 samples, 1920
+// and posts 10 ms chunks of 16-bit little-endian PCM (480 samples, 960
 // bytes) with their peak and RMS level to the page, which sends them on
 // the microphone WebSocket. Runs on the audio thread: no allocation per
 // render quantum beyond the chunk handed over.
 const OUT_RATE = 48000;
-const CHUNK = 960; // 20 ms at 48 kHz
+// 10 ms at 48 kHz: one chunk fills one of the controller's 10 ms Opus
+// frames, so no sample waits for the next chunk.
+const CHUNK = 480;
 
 class MicChunker extends AudioWorkletProcessor {
   constructor() {

@@ -1,9 +1,10 @@
 // The operator's microphone for a live session: getUserMedia, an
-// AudioWorklet (mic-worklet.js) that hands over 20 ms chunks of 48 kHz
+// AudioWorklet (mic-worklet.js) that hands over 10 ms chunks of 48 kHz
 // mono 16-bit PCM with their level, and the session's microphone
 // WebSocket they are sent on. The send is bounded: when the socket has
 // more than MAX_BUFFERED bytes queued (a slow uplink), chunks are dropped
 // and counted rather than piling up into seconds of delay.
+import { session } from './session.js';
 
 const WORKLET_URL = '/assets/mic-worklet.js';
 const RATE = 48000;
@@ -92,6 +93,8 @@ class Microphone {
   connect(path, onClose) {
     const url = new URL(path, location.href);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    // A WebSocket cannot carry headers: the CSRF token goes in the query.
+    if (session.csrf) url.searchParams.set('csrf', session.csrf);
     const ws = new WebSocket(url.href);
     ws.binaryType = 'arraybuffer';
     this.onClose = onClose;

@@ -42,6 +42,7 @@ const ASSETS: &[Asset] = &[
     Asset { name: "i18n.js", content_type: JS, body: include_str!("i18n.js") },
     Asset { name: "format.js", content_type: JS, body: include_str!("format.js") },
     Asset { name: "api.js", content_type: JS, body: include_str!("api.js") },
+    Asset { name: "session.js", content_type: JS, body: include_str!("session.js") },
     Asset { name: "model.js", content_type: JS, body: include_str!("model.js") },
     Asset { name: "tree.js", content_type: JS, body: include_str!("tree.js") },
     Asset { name: "filters.js", content_type: JS, body: include_str!("filters.js") },

@@ -145,6 +145,15 @@ async fn a_session_needs_its_csrf_token_and_ends_when_it_expires() {
     req.headers_mut().insert(header::COOKIE, cookie.clone());
     req.headers_mut().insert(CSRF_HEADER, HeaderValue::from_static("guess"));
     assert_eq!(send(&h.app, req).await.status(), StatusCode::FORBIDDEN);
+    // The microphone WebSocket cannot carry the header: it sends `?csrf=`.
+    let mut req = request(Method::GET, "/api/v1/live/L1/microphone", Payload::None);
+    req.headers_mut().insert(header::COOKIE, cookie.clone());
+    assert_eq!(send(&h.app, req).await.status(), StatusCode::FORBIDDEN, "no token in the query");
+    let with_token = format!("/api/v1/live/L1/microphone?csrf={}", csrf.to_str().expect("ascii"));
+    let mut req = request(Method::GET, &with_token, Payload::None);
+    req.headers_mut().insert(header::COOKIE, cookie.clone());
+    let got = send(&h.app, req).await.status();
+    assert!(got != StatusCode::FORBIDDEN && got != StatusCode::UNAUTHORIZED, "the query's token is accepted: {got}");
     // Reading needs no token.
     let mut req = request(Method::GET, "/api/v1/session", Payload::None);
     req.headers_mut().insert(header::COOKIE, cookie.clone());

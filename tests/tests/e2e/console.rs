@@ -10,12 +10,13 @@
 //! message on the page); and the microphone's cue: warming up first, "speak
 //! now" only once the amplifiers' warm-up has passed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use dalaba_audio::level::{rms_dbfs, zero_crossing_frequency};
-use dalaba_e2e::audio::{RATE, file_plugin_config, s16_left, tone_wav};
+use dalaba_e2e::audio::{RATE, tone_wav};
 use dalaba_e2e::proc::Proc;
+use dalaba_e2e::pulse::{Pulse, Recorder, write_asoundrc};
 use dalaba_e2e::webdriver::Browser;
 use dalaba_e2e::{bins, wait_for};
 use serde_json::{Value, json};
@@ -45,14 +46,15 @@ async fn browser_with_microphone(wav: &Path) -> Browser {
     Browser::start_with(&args).await.expect("browser")
 }
 
-/// One village's real agent, playing into its own capture file.
+/// One village's real agent, playing into its own PulseAudio null sink,
+/// paced in real time like a sound card, whose monitor is recorded.
 struct VillageAgent {
     village: i64,
-    raw: PathBuf,
+    recorder: Recorder,
     proc: Proc,
 }
 
-async fn start_village_agent(c: &Cluster, n: usize, xdg: &Path) -> VillageAgent {
+async fn start_village_agent(c: &Cluster, n: usize, xdg: &Path, pulse: &Pulse) -> VillageAgent {
     let village = c.village_id(n).await;
     let dir = c.enrol_agent(&format!("village-{n}"), village).await;
     let config = dir.with_extension("toml");
@@ -65,15 +67,15 @@ async fn start_village_agent(c: &Cluster, n: usize, xdg: &Path) -> VillageAgent 
         ),
     )
     .expect("agent config");
-    let raw = c.dir.path().join(format!("captured-{n}.raw"));
-    let proc = Proc::spawn(
-        &format!("agent-{n}"),
-        &bins::agent(),
-        &["--config", config.to_str().expect("utf-8"), "run"],
-        &[("XDG_CONFIG_HOME", xdg.to_str().expect("utf-8")), ("ALSA_TEST_PCM_FILE", raw.to_str().expect("utf-8"))],
-    )
-    .expect("agent starts");
-    VillageAgent { village, raw, proc }
+    let recorder = pulse.record(n, &c.dir.path().join(format!("captured-{n}.raw"))).expect("parec");
+    let sink = Pulse::sink(n);
+    let pulse_env = pulse.env();
+    let mut env = vec![("XDG_CONFIG_HOME", xdg.to_str().expect("utf-8")), ("PULSE_SINK", sink.as_str())];
+    env.extend(pulse_env.iter().map(|(k, v)| (*k, v.as_str())));
+    let proc =
+        Proc::spawn(&format!("agent-{n}"), &bins::agent(), &["--config", config.to_str().expect("utf-8"), "run"], &env)
+            .expect("agent starts");
+    VillageAgent { village, recorder, proc }
 }
 
 /// Opens `hash` and waits until the page's data is in.
@@ -144,26 +146,18 @@ struct Capture {
     loud_share: f64,
 }
 
-/// Measures a capture. The `null` device under the file plugin is not
-/// paced in real time: the agent's output runs far ahead of the frames'
-/// arrival, so its jitter buffer runs dry between frames and its decoder
-/// conceals the gaps with a fading copy of the tone. So sound is counted
-/// by the tone's frequency rather than by its level or duration.
-fn analyse(raw: &Path) -> Capture {
-    use std::io::Read;
+/// Measures a recording (mono, 48 kHz, paced in real time): sound is any
+/// 10 ms block above -40 dBFS; the tone, a block at its frequency.
+fn analyse(samples: &[f32]) -> Capture {
     const BLOCK: usize = RATE as usize / 100;
-    // Read block by block: an unpaced capture grows by megabytes a second.
-    let mut file = std::io::BufReader::new(std::fs::File::open(raw).expect("the capture file"));
-    let mut bytes = vec![0u8; BLOCK * 4];
     let (mut sound, mut tone, mut loud) = (0usize, 0usize, Vec::new());
-    while file.read_exact(&mut bytes).is_ok() {
-        let block = s16_left(&bytes);
-        let level = rms_dbfs(&block);
+    for block in samples.chunks_exact(BLOCK) {
+        let level = rms_dbfs(block);
         if level < -40.0 {
             continue;
         }
         sound += 1;
-        let hz = zero_crossing_frequency(&block, RATE);
+        let hz = zero_crossing_frequency(block, RATE);
         tone += usize::from(hz.is_some_and(|f| (f - TONE_HZ).abs() < 3.0));
         if level > -10.0 {
             loud.extend(hz);
@@ -184,10 +178,12 @@ fn analyse(raw: &Path) -> Capture {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fake_microphone_on_the_live_console_plays_its_tone_in_three_villages() {
     let c = Cluster::start(4).await;
-    let xdg = file_plugin_config(&c.dir.path().join("xdg"));
+    let pulse = Pulse::start(&c.dir.path().join("pulse"), 3).expect("pulseaudio with null sinks");
+    let xdg = c.dir.path().join("xdg");
+    write_asoundrc(&xdg).expect("asoundrc");
     let mut agents = Vec::new();
     for n in 0..3 {
-        agents.push(start_village_agent(&c, n, &xdg).await);
+        agents.push(start_village_agent(&c, n, &xdg, &pulse).await);
     }
     c.wait_online(3, WAIT).await;
     let wav = c.dir.path().join("mic-tone.wav");
@@ -290,7 +286,7 @@ async fn a_fake_microphone_on_the_live_console_plays_its_tone_in_three_villages(
         a.proc.kill().await;
     }
     for a in &agents {
-        let c = analyse(&a.raw);
+        let c = analyse(&a.recorder.samples());
         let what = format!(
             "village {}: {:.2} s of sound, {:.2} s at 1 kHz, {:.1} Hz at full level ({:.0} % of it)",
             a.village,

@@ -2,6 +2,7 @@
 //! TLS. One test binary; each test starts its own controller in its own
 //! temporary data directory on its own port.
 
+mod accounts;
 mod broadcast;
 mod cluster;
 mod console;

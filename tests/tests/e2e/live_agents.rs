@@ -375,7 +375,11 @@ async fn an_emergency_preempts_a_scheduled_item_which_resumes_where_it_stopped()
     assert!((3.7..4.7).contains(&emergency_secs), "{emergency_secs:.2} s of the emergency");
     assert!(stop_latency < 250, "the item stopped {stop_latency} ms after the emergency was accepted");
     assert!(from_ms - accepted < 1_500, "emergency audio {} ms after accepting", from_ms - accepted);
-    assert!((0..3_000).contains(&resume_latency), "resumed {resume_latency} ms after the session ended");
+    // The capture is read in 10 ms windows, so this figure is good to one
+    // window either way; the order itself is checked exactly from the
+    // agent's log on the next line.
+    let resolution = WINDOW_MS as i64;
+    assert!((-resolution..3_000).contains(&resume_latency), "resumed {resume_latency} ms after the session ended");
     assert!(stopped[0] - accepted < 50 && starts.len() == 2 && starts[1] >= session_ended[0], "{stopped:?} {starts:?}");
 
     // The relay: on one warm-up before the item, on through the switch-over

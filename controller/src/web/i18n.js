@@ -1,7 +1,9 @@
 // The two languages: the dictionary, t() to look a string up in the
 // current one (state.lang), and choosing it.
+import { ADMIN } from './i18n-admin.js';
 import { LIVE } from './i18n-live.js';
 import { PAGES } from './i18n-pages.js';
+import { REPORTS } from './i18n-reports.js';
 import { state } from './state.js';
 
 const LANG_KEY = 'dalaba.lang';
@@ -265,8 +267,8 @@ const I18N = {
 };
 
 // The pages' strings (i18n-pages.js, i18n-live.js) join the dashboard's.
-Object.assign(I18N.zh, PAGES.zh, LIVE.zh);
-Object.assign(I18N.en, PAGES.en, LIVE.en);
+Object.assign(I18N.zh, PAGES.zh, LIVE.zh, ADMIN.zh, REPORTS.zh);
+Object.assign(I18N.en, PAGES.en, LIVE.en, ADMIN.en, REPORTS.en);
 
 export function t(key, ...args) {
   const dict = I18N[state.lang] || I18N.zh;

@@ -82,6 +82,7 @@
 // i18n-live.js hold their strings. This one wires them up. The imports form no
 // cycle. errors.js, the error collector, is a classic script that
 // index.html loads before this module.
+import { startAlarms } from './alarms.js';
 import { initEnrol } from './enrol.js';
 import { applyFilters, restoreCollapsed, setCollapsed } from './filters.js';
 import { initialLang, switchLang, t, tagLabel } from './i18n.js';
@@ -164,6 +165,7 @@ async function start() {
   initEnrol();
   initRemove();
   initRouter();
+  startAlarms();
   connectEvents();
   requestLoad(true);
   setInterval(refreshRelativeTimes, RELATIVE_REFRESH_MS);

@@ -8,12 +8,18 @@
 //   #/village/<id>/<day>     one village's day: plan and proof of play
 //   #/live                   the live console: start, watch, stop a session
 //   #/live/<id>              one live session: its villages live, its report
+//   #/reports?month=&township=  service reports
+//   #/audit                  the audit log
+//   #/accounts               accounts and API tokens (admins)
 // body[data-view] names the view; each page is a fresh <section
 // data-page="…"> in #page that sets data-loaded="true" once its data is in.
+import { mountAccounts } from './accounts.js';
+import { mountAudit } from './audit.js';
 import { mountEditor } from './editor.js';
 import { mountLibrary } from './library.js';
 import { mountLive } from './live.js';
 import { closePanel } from './panel.js';
+import { mountReports } from './reports.js';
 import { mountSchedules } from './schedules.js';
 import { $ } from './state.js';
 import { mountVillageDay } from './villageday.js';
@@ -28,6 +34,9 @@ const ROUTES = [
   { re: /^\/week$/, view: 'week', nav: 'week', mount: (s, m, q) => mountWeek(s, q) },
   { re: /^\/live$/, view: 'live', nav: 'live', mount: (s) => mountLive(s, null) },
   { re: /^\/live\/([A-Za-z0-9_.-]+)$/, view: 'live-session', nav: 'live', mount: (s, m) => mountLive(s, m[1]) },
+  { re: /^\/reports$/, view: 'reports', nav: 'reports', mount: (s, m, q) => mountReports(s, q) },
+  { re: /^\/audit$/, view: 'audit', nav: 'audit', mount: (s, m, q) => mountAudit(s, q) },
+  { re: /^\/accounts$/, view: 'accounts', nav: 'accounts', mount: (s, m, q) => mountAccounts(s, q) },
   {
     re: /^\/village\/(\d+)(?:\/([0-9-]+))?$/,
     view: 'village-day',

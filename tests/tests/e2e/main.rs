@@ -3,15 +3,18 @@
 //! temporary data directory on its own port.
 
 mod accounts;
+mod admin_pages;
 mod broadcast;
 mod cluster;
 mod console;
 mod dashboard;
 mod demo;
 mod faults;
+mod guide;
 mod lifecycle;
 mod live;
 mod live_agents;
+mod main_flow;
 mod pages;
 mod plays;
 mod relay;

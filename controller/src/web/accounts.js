@@ -1,0 +1,8 @@
+// Scaffold: replaced by the real page in this session's work.
+import { h } from './ui.js';
+
+export function mountAccounts(root) {
+  root.append(h('div', { class: 'pg-head' }, h('h2', { i18n: 'navAccounts' })));
+  root.dataset.loaded = 'true';
+  return {};
+}

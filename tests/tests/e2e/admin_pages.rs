@@ -1,0 +1,1 @@
+//! Scaffold: the accounts, tokens and audit pages in Chromium (this session).

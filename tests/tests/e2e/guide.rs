@@ -1,0 +1,1 @@
+//! Scaffold: the user guide screenshots (this session).

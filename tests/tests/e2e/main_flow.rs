@@ -1,0 +1,1 @@
+//! Scaffold: the main operator flow in Chromium (this session).

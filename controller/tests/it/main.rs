@@ -16,6 +16,7 @@
 
 mod access;
 mod alert_cli;
+mod alarms;
 mod alert_sessions;
 mod alerts;
 mod csv;
@@ -28,3 +29,4 @@ mod presence;
 mod reports;
 mod routes;
 mod schedules;
+mod township_views;

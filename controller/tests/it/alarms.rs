@@ -1,0 +1,1 @@
+//! Scaffold: operator alarms and their webhook (this session).

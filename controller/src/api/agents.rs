@@ -297,9 +297,19 @@ pub struct TownshipCount {
 }
 
 /// `GET /dashboard`: counts per township.
-pub async fn dashboard(State(st): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let (agents, regions) = st.db(|s| Ok((s.agents()?, s.regions()?))).await?;
-    let live = st.presence.views();
+pub async fn dashboard(State(st): State<AppState>, caller: Principal) -> Result<Json<serde_json::Value>, ApiError> {
+    let (mut agents, mut regions) = st.db(|s| Ok((s.agents()?, s.regions()?))).await?;
+    // A township account counts its own township only.
+    let area = Area::of(&caller, &regions);
+    if !area.is_county() {
+        agents.retain(|a| area.covers_villages(&[a.village_id]));
+        regions.retain(|r| r.level == Level::County || area.covers_region(r));
+    }
+    let mut live = st.presence.views();
+    if !area.is_county() {
+        let ours: std::collections::HashSet<&str> = agents.iter().map(|a| a.id.as_str()).collect();
+        live.retain(|id, _| ours.contains(id.as_str()));
+    }
     let mut village_state: HashMap<i64, bool> = HashMap::new();
     for a in &agents {
         let online = live.contains_key(&a.id);

@@ -12,7 +12,7 @@ use super::{ApiError, AppState};
 use crate::accounts::policy::Principal;
 use crate::accounts::scope::Area;
 use crate::directory::csv as dircsv;
-use crate::directory::{NewRegion, Region, RegionPatch};
+use crate::directory::{Level, NewRegion, Region, RegionPatch};
 
 /// `GET /regions`: every region, flat, ordered by code.
 /// An account limited to a township sees that township and its villages.
@@ -67,8 +67,12 @@ pub async fn remove(State(st): State<AppState>, id: Result<Path<i64>, PathReject
 }
 
 /// `GET /directory/export.csv`.
-pub async fn export_csv(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let regions = st.db(|s| s.regions()).await?;
+/// A township account exports the county's row (so the file's tree has its
+/// root and the township its parent code) and its own township.
+pub async fn export_csv(State(st): State<AppState>, caller: Principal) -> Result<impl IntoResponse, ApiError> {
+    let mut regions = st.db(|s| s.regions()).await?;
+    let area = Area::of(&caller, &regions);
+    regions.retain(|r| r.level == Level::County || area.covers_region(r));
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

@@ -338,6 +338,7 @@ pub struct ViewSkipped {
 /// over county days (the week view).
 pub async fn plan_view(
     State(st): State<AppState>,
+    caller: Principal,
     query: Result<Query<ViewQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(q) = query.map_err(|r| ApiError::BadRequest(r.body_text()))?;
@@ -347,12 +348,21 @@ pub async fn plan_view(
     }
     let start = parse_day(q.start.as_deref(), st.clock.now_ms())?;
     let tt = timetable(&st).await?;
+    // A township account sees its own villages only, and may not name
+    // another region.
+    let area = Area::of(&caller, &tt.regions);
+    if let Some(region) = q.region.and_then(|id| tt.regions.iter().find(|r| r.id == id))
+        && !area.covers_region(region)
+    {
+        return Err(area.refusal(&format!("region {}", region.name)));
+    }
     let ids: Option<BTreeSet<i64>> = match q.region {
         None => None,
         Some(region) => Some(villages_under(&tt, region)?),
     };
     let (from, to) = day_span(start, days as u64)?;
-    let views = plan_for(&tt, from, to, |id| ids.as_ref().is_none_or(|s| s.contains(&id)))?;
+    let wanted = |id: i64| ids.as_ref().is_none_or(|s| s.contains(&id)) && area.covers_villages(&[id]);
+    let views = plan_for(&tt, from, to, wanted)?;
     Ok(Json(json!({
         "start": start.to_string(),
         "days": days,

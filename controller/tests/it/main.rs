@@ -15,8 +15,8 @@
 //!   JSON fallback and the agent link's authentication.
 
 mod access;
-mod alert_cli;
 mod alarms;
+mod alert_cli;
 mod alert_sessions;
 mod alerts;
 mod csv;

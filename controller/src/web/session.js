@@ -5,7 +5,9 @@
 //
 // Stable hooks: #login (the login dialog, hidden when not needed),
 // [data-login-form], #login-name, #login-password, [data-login-error],
-// #user-name (who is logged in), #logout.
+// #user-name (who is logged in), #logout, body[data-role] (admin |
+// operator | viewer | token: what the caller may do; the navigation links
+// the role may not use are hidden — the server refuses them anyway).
 import { t } from './i18n.js';
 
 const API = '/api/v1';
@@ -54,11 +56,58 @@ export async function logout() {
   }
 }
 
+// Who is logged in, as the pages need it: {name, display_name, role,
+// region_id, emergency, firstRun}. Before the first account exists the
+// controller's own host has every right ("first-run mode"): an admin.
+// null when nobody is (a token, or not yet known).
+export function currentUser() {
+  if (session.kind === 'local') {
+    return { name: '', display_name: '', role: 'admin', region_id: null, emergency: true, firstRun: true };
+  }
+  const u = session.user;
+  if (!u) return null;
+  return {
+    name: u.name,
+    display_name: u.display_name || u.name,
+    role: u.role,
+    region_id: u.region_id ?? null,
+    emergency: !!u.emergency,
+    firstRun: false,
+  };
+}
+
+// Whether the caller may manage accounts, tokens and read the audit log.
+export function isAdmin() {
+  const u = currentUser();
+  return !!u && u.role === 'admin';
+}
+
+// Whether the caller may change anything (operators and admins).
+export function mayChange() {
+  const u = currentUser();
+  return !!u && (u.role === 'admin' || u.role === 'operator');
+}
+
+// The navigation links only admins may use (the server's route table
+// gives accounts, tokens and the audit log to admins alone).
+const ADMIN_NAV = ['accounts', 'audit'];
+
 function adopt(body) {
   session.kind = body.kind || null;
   session.user = body.user || null;
   session.csrf = body.csrf_token || null;
   paintUser();
+  paintRole();
+}
+
+function paintRole() {
+  const u = currentUser();
+  const role = u ? u.role : session.kind || 'none';
+  document.body.dataset.role = role;
+  for (const key of ADMIN_NAV) {
+    const link = document.querySelector(`[data-nav="${key}"]`);
+    if (link) link.hidden = role !== 'admin';
+  }
 }
 
 function paintUser() {

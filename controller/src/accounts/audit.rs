@@ -83,13 +83,28 @@ pub struct AuditFilter {
     pub limit: Option<u32>,
 }
 
+/// Longest `actor` kept: a login name is at most 64 characters, but a
+/// failed login records whatever name was typed.
+pub const MAX_ACTOR_CHARS: usize = 80;
+/// Longest `path` kept.
+pub const MAX_PATH_CHARS: usize = 300;
+
 impl NewAuditRecord {
-    /// Cuts `detail` to [`MAX_DETAIL_CHARS`].
+    /// Cuts `detail` to [`MAX_DETAIL_CHARS`], `actor` to
+    /// [`MAX_ACTOR_CHARS`] and `path` to [`MAX_PATH_CHARS`] (each marked
+    /// with `…`), so no caller can grow the log by more than a few hundred
+    /// characters a request.
     pub fn bounded(mut self) -> NewAuditRecord {
-        if self.detail.chars().count() > MAX_DETAIL_CHARS {
-            self.detail = self.detail.chars().take(MAX_DETAIL_CHARS).collect::<String>() + "…";
-        }
+        cut(&mut self.detail, MAX_DETAIL_CHARS);
+        cut(&mut self.actor, MAX_ACTOR_CHARS);
+        cut(&mut self.path, MAX_PATH_CHARS);
         self
+    }
+}
+
+fn cut(text: &mut String, most: usize) {
+    if let std::borrow::Cow::Owned(shorter) = super::excerpt(text, most) {
+        *text = shorter;
     }
 }
 
@@ -158,5 +173,10 @@ mod tests {
         }
         .bounded();
         assert_eq!(r.detail.chars().count(), MAX_DETAIL_CHARS + 1);
+        assert!(r.detail.ends_with('…'));
+        let r = NewAuditRecord { actor: format!("user:{}", "é".repeat(10_000)), path: "/x".repeat(400), ..r }.bounded();
+        assert_eq!((r.actor.chars().count(), r.path.chars().count()), (MAX_ACTOR_CHARS + 1, MAX_PATH_CHARS + 1));
+        let r = NewAuditRecord { actor: "a".repeat(MAX_ACTOR_CHARS), ..r }.bounded();
+        assert_eq!(r.actor, "a".repeat(MAX_ACTOR_CHARS), "a value at the limit is kept whole");
     }
 }

@@ -186,7 +186,19 @@ pub fn check_name(name: &str) -> Result<(), AccountError> {
     let ok = !name.is_empty()
         && name.chars().count() <= MAX_NAME_CHARS
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok { Ok(()) } else { Err(AccountError::BadName(name.to_owned())) }
+    if ok { Ok(()) } else { Err(AccountError::BadName(excerpt(name, SHOWN_CHARS).into_owned())) }
+}
+
+/// How much of a refused value an error message repeats.
+pub const SHOWN_CHARS: usize = 24;
+
+/// `text` cut to its first `most` characters, marked with `…` when cut:
+/// what an error message or a log record repeats of a caller's value.
+pub fn excerpt(text: &str, most: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(most) {
+        Some((at, _)) => std::borrow::Cow::Owned(format!("{}…", &text[..at])),
+        None => std::borrow::Cow::Borrowed(text),
+    }
 }
 
 /// Checks a display name: 1–100 characters, no control characters.

@@ -183,7 +183,7 @@ pub fn check_name(name: &str) -> Result<(), BadName> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME_CHARS
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if ok { Ok(()) } else { Err(BadName(name.to_owned())) }
+    if ok { Ok(()) } else { Err(BadName(crate::accounts::excerpt(name, crate::accounts::SHOWN_CHARS).into_owned())) }
 }
 
 /// Compares two byte strings in time that depends only on their lengths.

@@ -23,6 +23,7 @@ mod csv;
 mod directory;
 mod enrolment;
 mod harness;
+mod hostile;
 mod library;
 mod live;
 mod presence;

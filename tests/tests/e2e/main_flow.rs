@@ -1,1 +1,426 @@
-//! Scaffold: the main operator flow in Chromium (this session).
+//! The console's main flows in headless Chromium against a real controller,
+//! logged in as the people who use it: the reports page (figures, the
+//! townships, a township's villages sorted by compliance, the CSV and print
+//! links, the empty month, a township account kept to its own township),
+//! and a township operator uploading a notice, scheduling it for the
+//! township, hearing it play there (and not in the other township) and
+//! reading it in the report.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use dalaba_agent::identity::Identity;
+use dalaba_agent::net::{ControllerUrl, open_link};
+use dalaba_e2e::audio::{county_day, wall_ms};
+use dalaba_e2e::webdriver::Browser;
+use dalaba_protocol::codec;
+use dalaba_protocol::link::{AgentMessage, ControllerMessage, Hardware, Hello};
+use dalaba_protocol::state::{PlayEvent, PlayEvents, PlayOutcome};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::cluster::Cluster;
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// `dalaba-controller user create NAME --role ROLE [--region ID]` with the
+/// password on standard input, against the cluster's data directory.
+pub fn create_user(c: &Cluster, name: &str, role: &str, region: Option<i64>, password: &str) {
+    let config = c.dir.path().join("controller.toml");
+    let mut cmd = Command::new(dalaba_e2e::bins::controller());
+    cmd.args(["--config", config.to_str().expect("utf-8"), "user", "create", name, "--role", role]);
+    if let Some(region) = region {
+        cmd.args(["--region", &region.to_string()]);
+    }
+    let mut child = cmd
+        .args(["--display-name", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("user create runs");
+    writeln!(child.stdin.take().expect("stdin"), "{password}").expect("password");
+    let out = child.wait_with_output().expect("user create ends");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Opens the console at `hash`, logs in through its form and waits for the
+/// dashboard's first load.
+pub async fn log_in(browser: &Browser, c: &Cluster, hash: &str, name: &str, password: &str) {
+    browser.open(&format!("{}/{hash}", c.url())).await.expect("open");
+    browser
+        .wait_until("the login form", "const d = document.getElementById('login'); return !!d && !d.hidden;", WAIT)
+        .await
+        .expect("login form");
+    run(
+        browser,
+        &format!(
+            "document.getElementById('login-name').value = {name:?}; \
+             document.getElementById('login-password').value = {password:?}; \
+             document.querySelector('[data-login-form] button[type=submit]').click()"
+        ),
+    )
+    .await;
+    browser
+        .wait_until(
+            "logged in, the dashboard loaded",
+            &format!(
+                "return document.getElementById('login').hidden && document.body.dataset.ready === 'true' \
+                 && document.getElementById('user-name').textContent === {name:?};"
+            ),
+            WAIT,
+        )
+        .await
+        .expect("logged in");
+}
+
+/// Logs out through the header's button; the login form comes back.
+pub async fn log_out(browser: &Browser) {
+    run(browser, "document.getElementById('logout').click()").await;
+    browser
+        .wait_until(
+            "the login form after logging out",
+            "const d = document.getElementById('login'); return !!d && !d.hidden && document.body.dataset.login === 'true';",
+            WAIT,
+        )
+        .await
+        .expect("logged out");
+}
+
+/// Runs `script` in the page (statements, no return needed).
+pub async fn run(browser: &Browser, script: &str) {
+    browser.eval(&format!("{script}; return true;")).await.expect("script runs");
+}
+
+/// Navigates to `hash` inside the open console and waits until the page's
+/// data is in.
+pub async fn goto(browser: &Browser, hash: &str, page: &str) {
+    run(browser, &format!("location.hash = {hash:?}")).await;
+    wait_loaded(browser, page).await;
+}
+
+pub async fn wait_loaded(browser: &Browser, page: &str) {
+    browser
+        .wait_until(
+            &format!("the {page} page loaded"),
+            &format!("return !!document.querySelector('#page > [data-page=\"{page}\"][data-loaded=\"true\"]');"),
+            WAIT,
+        )
+        .await
+        .expect("page loaded");
+}
+
+/// `GET path` from inside the page, with its session cookie: (status, body).
+pub async fn page_get(browser: &Browser, path: &str) -> (u16, Value) {
+    let key = format!("__get{}", wall_ms());
+    run(
+        browser,
+        &format!(
+            "window.{key} = null; fetch({path:?}, {{headers: {{Accept: 'application/json'}}}}) \
+               .then(async r => {{ window.{key} = [r.status, await r.json().catch(() => null)]; }}) \
+               .catch(e => {{ window.{key} = [0, String(e)]; }})"
+        ),
+    )
+    .await;
+    let v = browser.wait_until(&format!("GET {path}"), &format!("return window.{key};"), WAIT).await.expect("fetch");
+    (v[0].as_u64().unwrap_or(0) as u16, v[1].clone())
+}
+
+pub async fn errors(browser: &Browser) -> Value {
+    browser.eval("return window.__errors;").await.expect("eval")
+}
+
+/// The id of the township called `name`.
+pub async fn township_id(c: &Cluster, name: &str) -> i64 {
+    let regions = c.api.get("/api/v1/regions").await.expect("regions").json();
+    let tw = regions.as_array().expect("array").iter().find(|r| r["level"] == "township" && r["name"] == name).cloned();
+    tw.expect("township")["id"].as_i64().expect("id")
+}
+
+fn play(id: &str, scheduled_ms: i64, outcome: PlayOutcome, amplifier_confirmed: bool) -> PlayEvent {
+    let played = matches!(outcome, PlayOutcome::Completed);
+    PlayEvent {
+        id: id.into(),
+        schedule_id: 7,
+        sha256: "ab".repeat(32),
+        scheduled_ms,
+        started_ms: played.then_some(scheduled_ms + 5),
+        ended_ms: played.then_some(scheduled_ms + 30_000),
+        outcome,
+        reason: (!played).then(|| "test".to_string()),
+        amplifier_confirmed,
+    }
+}
+
+/// Sends `events` as one batch over the agent's own link, as its agent
+/// would, and waits for the acknowledgement.
+async fn report_plays(c: &Cluster, dir: &Path, events: Vec<PlayEvent>) {
+    let id = Identity::load(dir).expect("identity");
+    let url = ControllerUrl::parse(&c.url()).expect("url");
+    let mut link = open_link(&url, &id.controller_cert_sha256, &id.authorization()).await.expect("link");
+    let text = |m: &AgentMessage| Message::Text(codec::encode(m).into());
+    let hello = AgentMessage::Hello(Hello {
+        protocol_version: dalaba_protocol::PROTOCOL_VERSION,
+        agent_version: "t".into(),
+        hardware: Hardware::default(),
+    });
+    link.send(text(&hello)).await.expect("hello");
+    let n = events.len();
+    link.send(text(&AgentMessage::PlayEvents(PlayEvents { events }))).await.expect("send");
+    let acked = async {
+        while let Some(Ok(frame)) = link.next().await {
+            if let Message::Text(t) = frame {
+                let m = codec::decode_with_limit::<ControllerMessage>(&t, dalaba_protocol::MAX_CONTROLLER_FRAME)
+                    .expect("controller speaks protocol");
+                if let ControllerMessage::PlayEventsAck(a) = m {
+                    return a.ids.len();
+                }
+            }
+        }
+        0
+    };
+    let got = tokio::time::timeout(Duration::from_secs(10), acked).await.expect("acknowledged in time");
+    assert_eq!(got, n, "every event acknowledged");
+}
+
+/// The text of the headline figure `key` on the reports page.
+async fn figure(browser: &Browser, key: &str) -> String {
+    let v = browser
+        .eval(&format!(
+            "const f = document.querySelector('[data-report-figures] [data-figure=\"{key}\"]'); \
+             return f ? f.querySelector('.rp-fig-v').textContent : null;"
+        ))
+        .await
+        .expect("eval");
+    v.as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reports_page_shows_the_month_by_township_and_village_and_keeps_a_township_to_its_own() {
+    let c = Cluster::start(4).await;
+    // In code order: villages 0 and 1 are in 第1乡, 2 and 3 in 第2乡.
+    let (tw1, tw2) = (township_id(&c, "第1乡").await, township_id(&c, "第2乡").await);
+    let mut dirs = Vec::new();
+    for n in 0..3 {
+        let village = c.village_id(n).await;
+        dirs.push((village, c.enrol_agent(&format!("raw{n}"), village).await));
+    }
+    let (v0, v1) = (dirs[0].0, dirs[1].0);
+    // Today's plays, a few minutes apart, all in one county month.
+    let now = wall_ms() - 10 * 60_000;
+    let at = |i: i64| now - i * 60_000;
+    let month = county_day(at(10))[..7].to_string();
+    assert_eq!(month, county_day(now)[..7], "the events fall in one month");
+    use PlayOutcome::{Completed, Failed, Missed};
+    // 第1乡: village 0 played 3 of 4 (one without the amplifier confirmed),
+    // village 1 played 1 of 2. 第2乡: village 2 played 2 of 2.
+    report_plays(
+        &c,
+        &dirs[0].1,
+        vec![
+            play("7@1", at(1), Completed, true),
+            play("7@2", at(2), Completed, true),
+            play("7@3", at(3), Completed, false),
+            play("7@4", at(4), Missed, false),
+        ],
+    )
+    .await;
+    report_plays(&c, &dirs[1].1, vec![play("7@1", at(1), Completed, true), play("7@2", at(2), Failed, false)]).await;
+    report_plays(&c, &dirs[2].1, vec![play("7@1", at(1), Completed, true), play("7@2", at(2), Completed, true)]).await;
+    // A name an operator typed, markup included, is shown as text.
+    let r = c
+        .api
+        .call(
+            "PATCH",
+            &format!("/api/v1/regions/{v1}"),
+            Some(json!({"name": "<img src=x onerror=alert(1)>村"}).to_string().into_bytes()),
+            "application/json",
+        )
+        .await
+        .expect("rename");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v1_name = "<img src=x onerror=alert(1)>村";
+
+    create_user(&c, "county.admin", "admin", None, "county admin password");
+    create_user(&c, "tw1.operator", "operator", Some(tw1), "township operator password");
+
+    let browser = Browser::start().await.expect("browser");
+    log_in(&browser, &c, "#/", "county.admin", "county admin password").await;
+    run(&browser, "document.querySelector('[data-nav=\"reports\"]').click()").await;
+    wait_loaded(&browser, "reports").await;
+    // The default month is this month in China time.
+    let shown = browser.eval("return document.querySelector('[data-report-month]').value;").await.expect("eval");
+    assert_eq!(shown, county_day(wall_ms())[..7]);
+    if shown != month.as_str() {
+        goto(&browser, &format!("#/reports?month={month}"), "reports").await;
+    }
+    browser
+        .wait_until(
+            "the county's figures",
+            "return !!document.querySelector('[data-report-figures] [data-figure=\"played\"]');",
+            WAIT,
+        )
+        .await
+        .expect("figures");
+    assert_eq!(figure(&browser, "compliance").await, "75.0%", "6 of 8 played");
+    assert_eq!(figure(&browser, "played").await, "6");
+    assert_eq!(figure(&browser, "missed").await, "1");
+    assert_eq!(figure(&browser, "failed").await, "1");
+    assert_eq!(figure(&browser, "amplifier").await, "1");
+    let played_sub = browser
+        .eval("return document.querySelector('[data-figure=\"played\"] .rp-fig-s').textContent;")
+        .await
+        .expect("eval");
+    assert_eq!(played_sub, "已播 6 / 应播 8");
+    // The chart: today's bar holds the day's plays.
+    let bars = browser
+        .eval(&format!(
+            "const g = document.querySelector('[data-report-bars] g[data-day=\"{}\"]'); \
+             return g ? [Number(g.dataset.played), g.querySelectorAll('rect').length] : null;",
+            county_day(now)
+        ))
+        .await
+        .expect("eval");
+    assert_eq!(bars, json!([6, 3]), "played, missed and failed stacked on today's bar");
+    // The townships: 4 of 6 and 2 of 2.
+    let rows = browser
+        .eval(
+            "return [...document.querySelectorAll('[data-report-townships] [data-report-township-row]')] \
+               .map(r => [Number(r.dataset.reportTownshipRow), r.dataset.played, r.dataset.scheduled, \
+                          r.querySelector('[data-col=\"compliance\"]').textContent]);",
+        )
+        .await
+        .expect("eval");
+    assert_eq!(rows, json!([[tw1, "4", "6", "66.7%"], [tw2, "2", "2", "100%"]]));
+    assert_eq!(
+        browser.eval("return document.querySelector('[data-report-villages]').hidden;").await.expect("eval"),
+        true,
+        "no villages table for the whole county"
+    );
+    let options = browser
+        .eval("return [...document.querySelectorAll('[data-report-township] option')].map(o => o.textContent);")
+        .await
+        .expect("eval");
+    assert_eq!(options, json!(["全县", "第1乡", "第2乡"]));
+
+    // One township: its villages, sorted by compliance, worst first.
+    run(
+        &browser,
+        &format!(
+            "const s = document.querySelector('[data-report-township]'); s.value = '{tw1}'; \
+             s.dispatchEvent(new Event('change'))"
+        ),
+    )
+    .await;
+    browser
+        .wait_until(
+            "the township's villages",
+            "const v = document.querySelector('[data-report-villages]'); \
+             return v && !v.hidden && v.querySelectorAll('[data-report-village]').length === 2;",
+            WAIT,
+        )
+        .await
+        .expect("villages");
+    assert!(
+        browser
+            .eval("return location.hash;")
+            .await
+            .expect("eval")
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("township={tw1}"))
+    );
+    assert_eq!(figure(&browser, "compliance").await, "66.7%");
+    let order =
+        "return [...document.querySelectorAll('[data-report-village]')].map(r => Number(r.dataset.reportVillage));";
+    assert_eq!(browser.eval(order).await.expect("eval"), json!([v0, v1]), "by code at first");
+    run(&browser, "document.querySelector('[data-report-villages] [data-sort=\"compliance\"]').click()").await;
+    assert_eq!(browser.eval(order).await.expect("eval"), json!([v1, v0]), "50 % before 75 %");
+    run(&browser, "document.querySelector('[data-report-villages] [data-sort=\"compliance\"]').click()").await;
+    assert_eq!(browser.eval(order).await.expect("eval"), json!([v0, v1]), "and back");
+    let name = browser
+        .eval(&format!("return document.querySelector('[data-report-village=\"{v1}\"] td').textContent;"))
+        .await
+        .expect("eval");
+    assert_eq!(name, v1_name, "names are text");
+    assert_eq!(browser.eval("return document.querySelectorAll('#page img').length;").await.expect("eval"), 0);
+
+    // The CSV and the printable page: the same query, the page's language.
+    let links = browser
+        .eval(
+            "return [document.querySelector('[data-report-csv]').getAttribute('href'), \
+                     document.querySelector('[data-report-print]').getAttribute('href')];",
+        )
+        .await
+        .expect("eval");
+    let q = format!("month={month}&township={tw1}&lang=zh");
+    assert_eq!(
+        links,
+        json!([format!("/api/v1/reports/villages.csv?{q}"), format!("/api/v1/reports/monthly.html?{q}")])
+    );
+
+    // English: the labels follow.
+    run(&browser, "document.getElementById('lang-toggle').click()").await;
+    let label = browser
+        .eval("return document.querySelector('[data-figure=\"compliance\"] .rp-fig-l').textContent;")
+        .await
+        .expect("eval");
+    assert_eq!(label, "Compliance");
+    let href = browser.eval("return document.querySelector('[data-report-csv]').getAttribute('href');").await;
+    assert!(href.expect("eval").as_str().unwrap_or("").ends_with("lang=en"));
+    run(&browser, "document.getElementById('lang-toggle').click()").await;
+
+    // The month before: nothing played, said in words.
+    run(&browser, "document.querySelector('.pg-reports .pg-head button').click()").await;
+    browser
+        .wait_until(
+            "the empty month",
+            "const e = document.querySelector('[data-report-empty]'); \
+             return location.hash.includes('month=') && e && !e.hidden \
+               && document.querySelector('[data-report-figures]').hidden ? e.textContent : null;",
+            WAIT,
+        )
+        .await
+        .expect("empty state");
+    let empty = browser.eval("return document.querySelector('[data-report-empty]').textContent;").await;
+    assert!(empty.expect("eval").as_str().unwrap_or("").starts_with("本月还没有播放记录"));
+    assert_eq!(errors(&browser).await, json!([]), "no script errors");
+
+    // The township operator: only 第1乡, with no township choice, whatever
+    // the address asks for; the API refuses the other township.
+    log_out(&browser).await;
+    log_in(
+        &browser,
+        &c,
+        &format!("#/reports?month={month}&township={tw2}"),
+        "tw1.operator",
+        "township operator password",
+    )
+    .await;
+    wait_loaded(&browser, "reports").await;
+    browser
+        .wait_until(
+            "the township's own report",
+            "return document.querySelectorAll('[data-report-village]').length === 2;",
+            WAIT,
+        )
+        .await
+        .expect("own villages");
+    let seen = browser
+        .eval(
+            "return [document.querySelector('[data-report-township]').closest('label').hidden, \
+                     [...document.querySelectorAll('[data-report-township-row]')].map(r => Number(r.dataset.reportTownshipRow)), \
+                     document.querySelector('[data-report-title]').textContent, \
+                     document.querySelector('#page').textContent.includes('第2乡')];",
+        )
+        .await
+        .expect("eval");
+    assert_eq!(seen, json!([true, [tw1], format!("第1乡 广播报表 · {month}"), false]));
+    assert_eq!(figure(&browser, "played").await, "4");
+    let (status, _) = page_get(&browser, &format!("/api/v1/reports?month={month}&township={tw2}")).await;
+    assert_eq!(status, 403, "another township's report is refused");
+    assert_eq!(errors(&browser).await, json!([]), "no script errors");
+}

@@ -187,4 +187,11 @@ async fn a_failed_login_with_a_huge_or_formula_name_is_recorded_short_and_inert(
         }
     }
     assert!(csv.contains("user:=HYPERLINK"), "the name is kept, as text: {csv}");
+
+    // The actor search matches names, not patterns.
+    let search = |actor: &str| AuditFilter { actor: Some(actor.into()), ..AuditFilter::default() };
+    for pattern in ["%", "_%", "x%"] {
+        assert_eq!(h.state.store.audit(&search(pattern)).expect("audit"), [], "{pattern}");
+    }
+    assert_eq!(h.state.store.audit(&search("=HYPERLINK(\"http://evil\",\"点我\")")).expect("audit").len(), 1);
 }

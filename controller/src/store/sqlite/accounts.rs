@@ -186,7 +186,7 @@ pub(super) fn audit(conn: &Connection, f: &AuditFilter) -> Result<Vec<AuditRecor
     let sql = "SELECT id, at_ms, actor, actor_kind, ip, action, method, path, status, village_id, detail
                FROM audit_log
                WHERE (?1 IS NULL OR at_ms >= ?1) AND (?2 IS NULL OR at_ms < ?2)
-                 AND (?3 IS NULL OR actor = ?3 OR actor LIKE '%:' || ?3)
+                 AND (?3 IS NULL OR actor = ?3 OR substr(actor, instr(actor, ':') + 1) = ?3)
                  AND (?4 IS NULL OR action = ?4 OR (substr(?4, -1) = '.' AND substr(action, 1, length(?4)) = ?4))
                  AND (?5 IS NULL OR village_id = ?5)
                ORDER BY id DESC LIMIT ?6";

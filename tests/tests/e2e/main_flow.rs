@@ -3,7 +3,7 @@
 //! townships, a township's villages sorted by compliance, the CSV and print
 //! links, the empty month, a township account kept to its own township),
 //! and a township operator uploading a notice, scheduling it for the
-//! township, hearing it play there (and not in the other township) and
+//! township, seeing it play there (and not in the other township) and
 //! reading it in the report.
 
 use std::io::Write;
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use dalaba_agent::identity::Identity;
 use dalaba_agent::net::{ControllerUrl, open_link};
-use dalaba_e2e::audio::{county_day, wall_ms};
+use dalaba_e2e::audio::{county_day, tone_wav, wall_ms};
 use dalaba_e2e::webdriver::Browser;
 use dalaba_protocol::codec;
 use dalaba_protocol::link::{AgentMessage, ControllerMessage, Hardware, Hello};
@@ -22,7 +22,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, start_agent};
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -422,5 +422,160 @@ async fn the_reports_page_shows_the_month_by_township_and_village_and_keeps_a_to
     assert_eq!(figure(&browser, "played").await, "4");
     let (status, _) = page_get(&browser, &format!("/api/v1/reports?month={month}&township={tw2}")).await;
     assert_eq!(status, 403, "another township's report is refused");
+    assert_eq!(errors(&browser).await, json!([]), "no script errors");
+}
+
+/// HH:MM:SS in China time of `at_ms`.
+fn china_time(at_ms: i64) -> String {
+    let s = (at_ms / 1000 + 8 * 3600).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_township_operator_uploads_schedules_sees_it_play_in_the_township_and_reads_the_report() {
+    let c = Cluster::start(2).await;
+    // Village 0 is in 第1乡, village 1 in 第2乡; one real agent each (a
+    // paced null audio output: ALSA's capture plugin is not paced and
+    // would write gigabytes over the minutes this test runs).
+    let (tw1, tw2) = (township_id(&c, "第1乡").await, township_id(&c, "第2乡").await);
+    let (v1, v2) = (c.village_id(0).await, c.village_id(1).await);
+    let dir1 = c.enrol_agent("agent1", v1).await;
+    let dir2 = c.enrol_agent("agent2", v2).await;
+    let _a1 = start_agent("agent1", &dir1);
+    let _a2 = start_agent("agent2", &dir2);
+    c.wait_online(2, WAIT).await;
+    create_user(&c, "county.admin", "admin", None, "county admin password");
+    create_user(&c, "wang.fang", "operator", Some(tw1), "township operator password");
+
+    let browser = Browser::start().await.expect("browser");
+    log_in(&browser, &c, "#/", "wang.fang", "township operator password").await;
+
+    // The library: upload a 2 s tone.
+    let wav = c.dir.path().join("notice.wav");
+    std::fs::write(&wav, tone_wav(1000.0, 2.0, 0.25)).expect("write wav");
+    run(&browser, "document.querySelector('[data-nav=\"library\"]').click()").await;
+    wait_loaded(&browser, "library").await;
+    browser.send_keys("[data-lib-file]", wav.to_str().expect("utf-8 path")).await.expect("choose file");
+    run(&browser, "document.querySelector('[data-lib-upload-title]').value = '防火安全提示'").await;
+    run(&browser, "document.querySelector('[data-lib-upload-submit]').click()").await;
+    let item = browser
+        .wait_until(
+            "the uploaded notice in the library",
+            "const row = [...document.querySelectorAll('[data-lib-item]')].find(r => r.dataset.title === '防火安全提示'); \
+             return row ? row.dataset.libItem : null;",
+            WAIT,
+        )
+        .await
+        .expect("uploaded");
+    let item = item.as_str().expect("id").to_string();
+
+    // The editor: daily at a time a little ahead, for the township.
+    goto(&browser, "#/schedules/new", "schedule").await;
+    browser.send_keys("[data-ed-name]", "防火安全每日提示").await.expect("type name");
+    run(
+        &browser,
+        &format!(
+            "document.querySelector('[data-playlist-add]').value = '{item}'; \
+             document.querySelector('[data-playlist-add-button]').click()"
+        ),
+    )
+    .await;
+    run(&browser, &format!("document.querySelector('[data-target-township=\"{tw1}\"]').click()")).await;
+    let other = browser
+        .eval(&format!("return !!document.querySelector('[data-target-township=\"{tw2}\"]');"))
+        .await
+        .expect("eval");
+    assert_eq!(other, false, "the other township is not offered as a target");
+    let at_ms = (wall_ms() + 60_000) / 1000 * 1000;
+    run(
+        &browser,
+        &format!(
+            "const t = document.querySelector('[data-rec-time]'); t.value = '{}'; \
+             t.dispatchEvent(new Event('input', {{bubbles: true}}))",
+            china_time(at_ms)
+        ),
+    )
+    .await;
+    browser
+        .wait_until(
+            "a valid preview",
+            "const p = document.querySelector('[data-preview]'); \
+             return p.dataset.state === 'ok' && document.querySelector('[data-form-error]').hidden;",
+            WAIT,
+        )
+        .await
+        .expect("preview");
+    run(&browser, "document.querySelector('[data-save]').click()").await;
+    wait_loaded(&browser, "schedules").await;
+    browser
+        .wait_until(
+            "the saved schedule in the list",
+            "return [...document.querySelectorAll('[data-schedule-row]')].some(r => r.dataset.name === '防火安全每日提示');",
+            WAIT,
+        )
+        .await
+        .expect("listed");
+    assert!(wall_ms() < at_ms - 20_000, "saved too late for the agent to get it in time");
+
+    // It plays in 第1乡's village: its proof of play on the village's day.
+    let day = county_day(at_ms);
+    let within = Duration::from_millis((at_ms - wall_ms()).max(0) as u64 + 60_000);
+    dalaba_e2e::wait_for("the play event of 第1乡's village", within, || async {
+        let (status, body) = page_get(&browser, &format!("/api/v1/villages/{v1}/plays?day={day}")).await;
+        (status == 200 && body["events"].as_array().is_some_and(|e| !e.is_empty())).then_some(())
+    })
+    .await
+    .expect("played and reported");
+    goto(&browser, &format!("#/village/{v1}/{day}"), "village-day").await;
+    let outcomes = browser
+        .eval("return [...document.querySelectorAll('#page [data-play-event]')].map(e => e.dataset.outcome);")
+        .await
+        .expect("eval");
+    assert_eq!(outcomes, json!(["completed"]), "played to the end");
+    let text = browser.eval("return document.querySelector('#page').textContent;").await.expect("eval");
+    assert!(text.as_str().unwrap_or("").contains("防火安全每日提示"), "{text}");
+    // The other township's village is not the operator's to look at.
+    let (status, _) = page_get(&browser, &format!("/api/v1/villages/{v2}/plays?day={day}")).await;
+    assert_eq!(status, 403, "another township's village is refused");
+
+    // The report: one play of one scheduled, the township only.
+    run(&browser, "document.querySelector('[data-nav=\"reports\"]').click()").await;
+    wait_loaded(&browser, "reports").await;
+    if county_day(wall_ms())[..7] != day[..7] {
+        goto(&browser, &format!("#/reports?month={}", &day[..7]), "reports").await;
+    }
+    assert_eq!(figure(&browser, "played").await, "1");
+    assert_eq!(figure(&browser, "compliance").await, "100%");
+    let seen = browser
+        .eval(
+            "return [[...document.querySelectorAll('[data-report-township-row]')].map(r => Number(r.dataset.reportTownshipRow)), \
+                     [...document.querySelectorAll('[data-report-village]')].map(r => [Number(r.dataset.reportVillage), r.dataset.played]), \
+                     document.querySelector('#page').textContent.includes('第2乡')];",
+        )
+        .await
+        .expect("eval");
+    assert_eq!(seen, json!([[tw1], [[v1, "1"]], false]), "第1乡 only");
+    let (status, _) = page_get(&browser, &format!("/api/v1/reports?month={}&township={tw2}", &day[..7])).await;
+    assert_eq!(status, 403, "another township's report is refused");
+    assert_eq!(errors(&browser).await, json!([]), "no script errors");
+
+    // The county admin sees both townships; 第2乡 scheduled nothing.
+    log_out(&browser).await;
+    log_in(&browser, &c, &format!("#/reports?month={}", &day[..7]), "county.admin", "county admin password").await;
+    wait_loaded(&browser, "reports").await;
+    let rows = browser
+        .eval(
+            "return [...document.querySelectorAll('[data-report-township-row]')] \
+               .map(r => [Number(r.dataset.reportTownshipRow), r.dataset.played, r.dataset.scheduled]);",
+        )
+        .await
+        .expect("eval");
+    assert_eq!(rows, json!([[tw1, "1", "1"], [tw2, "0", "0"]]));
+    // 第2乡's village had nothing planned and played nothing.
+    let (status, plan) = page_get(&browser, &format!("/api/v1/villages/{v2}/plan?day={day}")).await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["items"], json!([]), "nothing planned in 第2乡");
+    let (_, plays) = page_get(&browser, &format!("/api/v1/villages/{v2}/plays?day={day}")).await;
+    assert_eq!(plays["events"], json!([]), "nothing played in 第2乡");
     assert_eq!(errors(&browser).await, json!([]), "no script errors");
 }

@@ -177,8 +177,9 @@ export function mountAccounts(root) {
   });
 
   const firstRun = me && me.firstRun ? h('p', { class: 'card adm-note', i18n: 'accFirstRun', dataset: { firstRun: '' } }) : null;
+  if (firstRun) root.append(firstRun);
   root.append(
-    loadError, firstRun,
+    loadError,
     h('section', { class: 'adm-sec', dataset: { accountsSection: '' } },
       h('h3', { i18n: 'accHeading' }), h('div', { class: 'card table-wrap' }, usersTable, usersEmpty), form),
     h('section', { class: 'adm-sec', dataset: { tokensSection: '' } },

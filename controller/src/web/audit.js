@@ -8,7 +8,7 @@
 // Stable hooks: [data-audit-form] with [data-audit-from], [data-audit-to],
 // [data-audit-actor], [data-audit-action], [data-audit-village],
 // [data-audit-apply], [data-audit-clear]; [data-audit-csv] (the export
-// link); rows [data-audit-row="<id>"][data-actor][data-action]
+// link); rows [data-audit-row="<id>"][data-at][data-actor][data-action]
 // [data-status]; [data-audit-older], [data-audit-end], [data-audit-empty],
 // [data-audit-error], [data-accounts-admin-only].
 import { getJSON, loadErrorText } from './api.js';
@@ -59,7 +59,7 @@ export function mountAudit(root, query) {
     return {};
   }
   const size = Math.min(MAX_PAGE, Math.max(1, Number(q.get('limit')) || PAGE));
-  const pg = { records: [], users: new Map(), regions: regionIndex([]), more: false };
+  const pg = { records: [], users: new Map(), userById: new Map(), tokenById: new Map(), regions: regionIndex([]), more: false };
   const badTime = ['from', 'to'].some((k) => q.get(k) && countyInputToMs(q.get(k)) === null);
 
   const from = h('input', { type: 'datetime-local', value: q.get('from') || '', dataset: { auditFrom: '' } });
@@ -117,11 +117,23 @@ export function mountAudit(root, query) {
     return r.actor;
   }
 
+  // What was acted on, in words where the page knows the names (an
+  // account, a token, a village); the request itself below, for the record.
   function target(r) {
     const v = r.village_id !== null && r.village_id !== undefined ? pg.regions.byId.get(r.village_id) : null;
+    const m = /^(?:\/api\/v1)?\/(users|tokens)\/(\d+)$/.exec(r.path);
+    let named = null;
+    if (m && m[1] === 'users' && pg.userById.has(Number(m[2]))) {
+      const u = pg.userById.get(Number(m[2]));
+      named = t('audAccountNamed', u.display_name === u.name ? u.name : `${u.display_name} (${u.name})`);
+    } else if (m && m[1] === 'tokens' && pg.tokenById.has(Number(m[2]))) {
+      named = t('audTokenNamed', pg.tokenById.get(Number(m[2])).name);
+    } else if (v) {
+      named = t('audVillageNamed', v.name);
+    }
     return [
-      h('span', { class: 'mono small' }, `${r.method} ${r.path}`),
-      v ? h('div', { class: 'small' }, t('audVillageNamed', v.name)) : null,
+      named ? h('div', {}, named) : null,
+      h('div', { class: 'mono small muted' }, `${r.method} ${r.path.replace(/^\/api\/v1/, '')}`),
     ];
   }
 
@@ -134,7 +146,7 @@ export function mountAudit(root, query) {
   }
 
   function row(r) {
-    return h('tr', { dataset: { auditRow: String(r.id), actor: r.actor, action: r.action, status: String(r.status) } },
+    return h('tr', { dataset: { auditRow: String(r.id), at: String(r.at_ms), actor: r.actor, action: r.action, status: String(r.status) } },
       h('td', { class: 'small' }, absTime(r.at_ms)),
       h('td', {}, who(r)),
       h('td', { class: 'mono small' }, r.ip || '—'),
@@ -191,8 +203,11 @@ export function mountAudit(root, query) {
 
   async function start() {
     try {
-      const [users, regions] = await Promise.all([getJSON('/users'), getJSON('/regions')]);
-      pg.users = new Map((Array.isArray(users) ? users : []).map((u) => [u.name, u]));
+      const [users, tokens, regions] = await Promise.all([getJSON('/users'), getJSON('/tokens'), getJSON('/regions')]);
+      const list = Array.isArray(users) ? users : [];
+      pg.users = new Map(list.map((u) => [u.name, u]));
+      pg.userById = new Map(list.map((u) => [u.id, u]));
+      pg.tokenById = new Map((Array.isArray(tokens) ? tokens : []).map((tk) => [tk.id, tk]));
       pg.regions = regionIndex(regions);
     } catch (_) {
       // Names and villages are a nicety; the records below say who and where anyway.

@@ -223,6 +223,12 @@ async fn page_fetch(browser: &Browser, url: &str, init: &str) -> (u64, String) {
     (v[0].as_u64().unwrap_or_default(), v[1].as_str().unwrap_or_default().to_owned())
 }
 
+/// `ms` as typed into a county-time field: `YYYY-MM-DDTHH:MM`, UTC+8.
+async fn county_minute(browser: &Browser, ms: i64) -> String {
+    let v = js(browser, &format!("return new Date({ms} + 8 * 3600e3).toISOString().slice(0, 16);")).await;
+    v.as_str().expect("a time").to_owned()
+}
+
 /// The audit rows shown: [id, actor, action] each.
 async fn audit_rows(browser: &Browser) -> Vec<(i64, String, String)> {
     let v = js(
@@ -414,6 +420,13 @@ async fn an_admin_manages_accounts_and_tokens_and_reads_them_in_the_audit_log() 
     assert_eq!(count("token.revoke"), 1, "{rows:?}");
     assert!(count("user.update") >= 4, "edit, disable, enable, reset: {rows:?}");
     assert!(rows.windows(2).all(|w| w[0].0 > w[1].0), "newest first: {rows:?}");
+    let targets = js(
+        &browser,
+        "return ['token.revoke', 'user.update'].map((a) => document.querySelector(`[data-audit-row][data-action=\"${a}\"]`).textContent);",
+    )
+    .await;
+    assert!(targets[0].as_str().is_some_and(|t| t.contains("接口密钥：province-platform")), "{targets}");
+    assert!(targets[1].as_str().is_some_and(|t| t.contains("账号：")), "{targets}");
     screenshot(&browser, "audit.png").await;
 
     // Filtered by actor and action through the form, kept in the hash.
@@ -451,6 +464,25 @@ async fn an_admin_manages_accounts_and_tokens_and_reads_them_in_the_audit_log() 
     assert_eq!(lines.len(), 3, "a header and two rows: {csv}");
     assert!(lines[0].contains("time,actor"), "{csv}");
     assert!(lines[1].contains("token.revoke") && lines[2].contains("token.create"), "{csv}");
+
+    // A time range in county time (UTC+8), minute by minute as typed.
+    let (_, all) = page_fetch(&browser, "/api/v1/audit?limit=1000", "{}").await;
+    let all: Vec<Value> = serde_json::from_str(&all).expect("records");
+    let at = |action: &str| all.iter().find(|r| r["action"] == action).and_then(|r| r["at_ms"].as_i64()).expect(action);
+    let created = at("token.create");
+    let minute = created - created.rem_euclid(60_000);
+    let (from, to) = (county_minute(&browser, minute).await, county_minute(&browser, minute + 60_000).await);
+    open_page(&browser, &c, &format!("#/audit?from={from}&to={to}"), "audit").await;
+    let ats = js(&browser, "return [...document.querySelectorAll('[data-audit-row]')].map((r) => [Number(r.dataset.at), r.dataset.action]);").await;
+    let ats = ats.as_array().expect("rows");
+    assert!(ats.iter().any(|r| r[1] == "token.create"), "{ats:?}");
+    assert!(ats.iter().all(|r| r[0].as_i64().is_some_and(|ms| (minute..minute + 60_000).contains(&ms))), "{ats:?}");
+    let newest = all.iter().filter_map(|r| r["at_ms"].as_i64()).max().expect("records");
+    let later = county_minute(&browser, newest - newest.rem_euclid(60_000) + 60_000).await;
+    open_page(&browser, &c, &format!("#/audit?from={later}"), "audit").await;
+    let empty = js(&browser, "const e = document.querySelector('[data-audit-empty]'); return [document.querySelectorAll('[data-audit-row]').length, e.hidden, e.textContent];").await;
+    assert_eq!((&empty[0], &empty[1]), (&json!(0), &json!(false)), "{empty}");
+    assert!(empty[2].as_str().is_some_and(|t| t.contains("没有符合条件")), "{empty}");
 
     // Paging back two at a time reaches every record of the actor once.
     open_page(&browser, &c, "#/audit?actor=county.admin&limit=2", "audit").await;

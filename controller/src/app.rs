@@ -15,6 +15,7 @@ use crate::distribution::Distribution;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::signing::CommandSigner;
+use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 use crate::tls;
 
@@ -49,6 +50,13 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     let db_path = data_dir.join("dalaba.db");
     let store = SqliteStore::open(&db_path).with_context(|| format!("cannot open database {}", db_path.display()))?;
+    // Online intervals a crash left open end at the last sign of life the
+    // store knows (reports count the rest as offline).
+    match store.close_open_presence() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(intervals = n, "closed presence intervals left open by the last run"),
+        Err(e) => tracing::error!(error = %e, "cannot close presence intervals left open"),
+    }
     let signer = CommandSigner::load_or_generate(data_dir)?;
     let identity = if config.server.plain_http {
         None
@@ -71,6 +79,7 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         signing_key: signer.public_info(),
         alerts: config.alerts.settings(),
     };
+    let started_ms = clock.now_ms();
     let state = AppState {
         store: Arc::new(store),
         presence: Arc::new(Presence::new()),
@@ -84,12 +93,14 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         distribution: Arc::new(Distribution::new(PlaybackSettings::default())),
         live: Arc::new(crate::live::Live::new(signer).with_host_input(&config.live.host_input)),
         accounts: Arc::new(crate::accounts::guard::Accounts::new(config.accounts.sessions())),
+        alarms: Arc::new(crate::alarms::Alarms::new(config.alarms.settings(), started_ms)),
     };
     let listener =
         listen(config.server.listen).with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     tokio::spawn(crate::distribution::run(state.clone(), shutdown.clone()));
+    tokio::spawn(crate::alarms::run(state.clone(), shutdown.clone()));
     let app = api::router(state.clone());
     let task = tokio::spawn(crate::server::serve(
         listener,

@@ -65,6 +65,9 @@ pub struct Config {
     /// Operator sessions; defaults when the section is absent.
     #[serde(default)]
     pub accounts: AccountsConfig,
+    /// Operator alarms and their webhook; defaults when the section is absent.
+    #[serde(default)]
+    pub alarms: AlarmsConfig,
 }
 
 /// `[server]`.
@@ -327,6 +330,104 @@ impl AccountsConfig {
     }
 }
 
+/// `[alarms]`: operator alarms and their webhook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlarmsConfig {
+    /// An enrolled agent offline longer than this raises `offline`, minutes.
+    pub offline_after_minutes: u64,
+    /// A clock offset larger than this raises `clock`, ms.
+    pub clock_offset_max_ms: u64,
+    /// Free disk below this raises `disk`, MB (10⁶ bytes).
+    pub disk_free_min_mb: u64,
+    /// Sync failing this long raises `sync`, minutes.
+    pub sync_failing_minutes: u64,
+    /// How often the rules run, seconds.
+    pub evaluate_every_secs: u64,
+    /// Where raises and clears are posted (`http://` or `https://`); empty: nowhere.
+    pub webhook_url: String,
+    /// The HMAC-SHA256 key of the `X-Dalaba-Signature` header; empty: unsigned.
+    pub webhook_secret: String,
+}
+
+impl Default for AlarmsConfig {
+    fn default() -> Self {
+        AlarmsConfig {
+            offline_after_minutes: 30,
+            clock_offset_max_ms: 1000,
+            disk_free_min_mb: 500,
+            sync_failing_minutes: 60,
+            evaluate_every_secs: 20,
+            webhook_url: String::new(),
+            webhook_secret: String::new(),
+        }
+    }
+}
+
+impl AlarmsConfig {
+    /// The settings alarms run with (call after validation).
+    pub fn settings(&self) -> crate::alarms::AlarmSettings {
+        // Validated ranges keep every product below i64::MAX.
+        let ms = |minutes: u64| i64::try_from(minutes * 60_000).unwrap_or(i64::MAX);
+        let webhook = self.webhook_uri().ok().flatten().map(|url| {
+            let secret = (!self.webhook_secret.is_empty()).then(|| self.webhook_secret.clone());
+            crate::alarms::webhook::WebhookSettings::new(url, secret)
+        });
+        crate::alarms::AlarmSettings {
+            thresholds: crate::alarms::rules::Thresholds {
+                offline_after_ms: ms(self.offline_after_minutes),
+                clock_offset_max_ms: i64::try_from(self.clock_offset_max_ms).unwrap_or(i64::MAX),
+                disk_free_min_bytes: self.disk_free_min_mb * 1_000_000,
+                sync_failing_ms: ms(self.sync_failing_minutes),
+            },
+            evaluate_every: Duration::from_secs(self.evaluate_every_secs),
+            webhook,
+        }
+    }
+
+    /// The webhook URL, if one is set; why it is not a usable URL.
+    fn webhook_uri(&self) -> Result<Option<axum::http::Uri>, String> {
+        let url = self.webhook_url.trim();
+        if url.is_empty() {
+            return Ok(None);
+        }
+        let uri: axum::http::Uri = url.parse().map_err(|e| format!("{e}"))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            return Err("it must start with http:// or https://".into());
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err("it has no host".into());
+        }
+        Ok(Some(uri))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(format!("alarms.{m}")));
+        if !(1..=7 * 24 * 60).contains(&self.offline_after_minutes) {
+            return invalid("offline_after_minutes must be between 1 and 10080".into());
+        }
+        if !(1..=3_600_000).contains(&self.clock_offset_max_ms) {
+            return invalid("clock_offset_max_ms must be between 1 and 3600000".into());
+        }
+        if self.disk_free_min_mb > 10_000_000 {
+            return invalid("disk_free_min_mb must be between 0 and 10000000".into());
+        }
+        if !(1..=7 * 24 * 60).contains(&self.sync_failing_minutes) {
+            return invalid("sync_failing_minutes must be between 1 and 10080".into());
+        }
+        if !(1..=3600).contains(&self.evaluate_every_secs) {
+            return invalid("evaluate_every_secs must be between 1 and 3600".into());
+        }
+        if let Err(why) = self.webhook_uri() {
+            return invalid(format!("webhook_url {:?} is not a webhook URL: {}", self.webhook_url, one_line(&why)));
+        }
+        if !self.webhook_secret.is_empty() && self.webhook_url.trim().is_empty() {
+            return invalid("webhook_secret is set but webhook_url is empty".into());
+        }
+        Ok(())
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -392,6 +493,7 @@ impl Config {
         self.alerts.validate()?;
         self.live.validate()?;
         self.accounts.validate()?;
+        self.alarms.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Invalid(format!("log.level {:?}: {}", self.log.level, one_line(&e.to_string()))));
         }
@@ -472,6 +574,28 @@ mod tests {
         check_invalid(("volume = 100", "volume = -1"), "invalid config");
         check_invalid(("max_duration_minutes = 30", "max_duration_minutes = 0"), "alerts.max_duration_minutes");
         check_invalid(("[alerts]", "[alerts]\nvoice = \"cmn\""), "voice");
+    }
+
+    #[test]
+    fn alarms_defaults_and_bad_values() {
+        let settings = Config::default_config().alarms.settings();
+        assert_eq!(settings, crate::alarms::AlarmSettings::default());
+        check_invalid(("offline_after_minutes = 30", "offline_after_minutes = 0"), "alarms.offline_after_minutes");
+        check_invalid(("clock_offset_max_ms = 1000", "clock_offset_max_ms = 0"), "alarms.clock_offset_max_ms");
+        check_invalid(("disk_free_min_mb = 500", "disk_free_min_mb = -1"), "invalid config");
+        check_invalid(("sync_failing_minutes = 60", "sync_failing_minutes = 0"), "alarms.sync_failing_minutes");
+        check_invalid(("evaluate_every_secs = 20", "evaluate_every_secs = 0"), "alarms.evaluate_every_secs");
+        check_invalid(("webhook_url = \"\"", "webhook_url = \"ftp://x/y\""), "http:// or https://");
+        check_invalid(("webhook_url = \"\"", "webhook_url = \"not a url\""), "alarms.webhook_url");
+        check_invalid(("webhook_url = \"\"", "webhook_url = \"http:///x\""), "alarms.webhook_url");
+        check_invalid(("webhook_secret = \"\"", "webhook_secret = \"s\""), "webhook_url is empty");
+        check_invalid(("[alarms]", "[alarms]\nemail = \"x\""), "email");
+        let text = DEFAULT_CONFIG
+            .replace("webhook_url = \"\"", "webhook_url = \"https://ops.example.cn/hooks/dalaba?k=1\"")
+            .replace("webhook_secret = \"\"", "webhook_secret = \"s3cret\"");
+        let webhook = Config::parse(&text, "test").expect("valid").alarms.settings().webhook.expect("a webhook");
+        assert_eq!(webhook.url.to_string(), "https://ops.example.cn/hooks/dalaba?k=1");
+        assert_eq!(webhook.secret.as_deref(), Some("s3cret"));
     }
 
     #[test]

@@ -19,11 +19,14 @@
 //! - [`app`]: builds and starts a controller from a configuration.
 //! - [`demo`]: the demo county with simulated villages; [`demo_broadcasts`]:
 //!   its notices and timetable.
+//! - [`alarms`]: operator alarms (offline, amplifier, clock, disk, sync,
+//!   emergency refused), their rules, store and webhook.
 //! - [`alerts`]: CAP 1.2 alerts from upstream systems, as live sessions;
 //!   [`tokens`]: the API tokens they authenticate with.
 //! - [`clock`]: the only place that reads wall time.
 
 pub mod accounts;
+pub mod alarms;
 pub mod alerts;
 pub mod api;
 pub mod app;

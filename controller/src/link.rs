@@ -163,7 +163,11 @@ async fn run(st: AppState, agent_id: String, peer: SocketAddr, mut socket: WebSo
     let now = st.clock.now_ms();
     let hardware_json = serde_json::to_string(&hello.hardware).unwrap_or_default();
     let (id, version) = (agent_id.clone(), hello.agent_version.clone());
-    if let Err(e) = st.db(move |s| s.record_agent_connected(&id, now, &version, &hardware_json)).await {
+    let connected = move |s: &dyn crate::store::Store| {
+        s.record_agent_connected(&id, now, &version, &hardware_json)?;
+        s.record_presence_connected(&id, now)
+    };
+    if let Err(e) = st.db(connected).await {
         tracing::error!(agent = %agent_id, error = %e, "cannot record agent connection");
     }
     let mut reg = st.presence.connect(&agent_id, peer, hello.clone(), now);
@@ -242,7 +246,11 @@ async fn run(st: AppState, agent_id: String, peer: SocketAddr, mut socket: WebSo
     let now = st.clock.now_ms();
     if st.presence.disconnect(&agent_id, reg.conn_id) {
         let id = agent_id.clone();
-        if let Err(e) = st.db(move |s| s.record_agent_seen(&id, now)).await {
+        let gone = move |s: &dyn crate::store::Store| {
+            s.record_presence_disconnected(&id, now)?;
+            s.record_agent_seen(&id, now)
+        };
+        if let Err(e) = st.db(gone).await {
             tracing::error!(agent = %agent_id, error = %e, "cannot record last seen");
         }
         tracing::info!(agent = %agent_id, %peer, reason = %why, "agent offline");
@@ -335,8 +343,12 @@ async fn handle_frame(
             let id = agent_id.to_string();
             let events = batch.events;
             let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+            let noted = events.clone();
             match st.db(move |s| s.record_play_events(&id, &events, now)).await {
                 Ok(stored) => {
+                    // Runs of items played without the relay confirmed
+                    // raise the amplifier alarm (`crate::alarms::rules`).
+                    st.alarms.note_play_events(agent_id, &noted);
                     tracing::debug!(agent = %agent_id, inserted = stored.inserted, duplicates = stored.duplicates, "play events stored");
                     let ack = ControllerMessage::PlayEventsAck(PlayEventsAck { ids });
                     if !send(socket, ack).await {

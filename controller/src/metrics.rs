@@ -20,6 +20,22 @@ pub struct ErrorLabels {
     pub kind: String,
 }
 
+/// Labels for [`Metrics::alarms`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlarmLabels {
+    /// The alarm's kind (`offline`, `disk`, …).
+    pub kind: String,
+    /// `open` (raised) or `cleared`.
+    pub state: String,
+}
+
+/// Label for [`Metrics::alarm_webhook`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// `delivered`, `failed_attempt`, `given_up` or `dropped`.
+    pub outcome: String,
+}
+
 /// Every metric the controller exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -40,6 +56,10 @@ pub struct Metrics {
     pub live_frames_sent: Counter,
     /// Live frames dropped from slow agent links' queues.
     pub live_frames_dropped: Counter,
+    /// Alarms raised and cleared, by kind.
+    pub alarms: Family<AlarmLabels, Counter>,
+    /// Alarm webhook posts by outcome.
+    pub alarm_webhooks: Family<WebhookLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -71,6 +91,14 @@ impl Metrics {
             "Live frames dropped from slow agent links (oldest first)",
             live_frames_dropped.clone(),
         );
+        let alarms = Family::<AlarmLabels, Counter>::default();
+        let alarm_webhooks = Family::<WebhookLabels, Counter>::default();
+        registry.register("alarms", "Operator alarms raised (state open) and cleared, by kind", alarms.clone());
+        registry.register(
+            "alarm_webhook",
+            "Alarm webhook posts: delivered, failed attempts, given up, dropped (queue full)",
+            alarm_webhooks.clone(),
+        );
         Metrics {
             registry,
             agents_online,
@@ -81,7 +109,19 @@ impl Metrics {
             live_sessions,
             live_frames_sent,
             live_frames_dropped,
+            alarms,
+            alarm_webhooks,
         }
+    }
+
+    /// Counts an alarm raised (`open`) or `cleared`.
+    pub fn alarm(&self, kind: &str, state: &str) {
+        self.alarms.get_or_create(&AlarmLabels { kind: kind.to_string(), state: state.to_string() }).inc();
+    }
+
+    /// Counts a webhook outcome.
+    pub fn alarm_webhook(&self, outcome: &str) {
+        self.alarm_webhooks.get_or_create(&WebhookLabels { outcome: outcome.to_string() }).inc();
     }
 
     /// Counts a received message.

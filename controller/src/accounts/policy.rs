@@ -69,6 +69,8 @@ pub fn need(method: &Method, route: &str) -> Need {
         "/schedules" | "/schedules/preview" | "/schedules/{id}" => Need::Schedule,
         "/library" | "/library/tts" | "/library/categories" | "/library/{id}" => Need::Schedule,
         "/live" | "/live/{id}/stop" => Need::Live,
+        // Operators acknowledge alarms; viewers only see them.
+        "/alarms/{id}/acknowledge" => Need::Schedule,
         "/alerts" => Need::Emergency,
         _ => Need::Admin,
     }
@@ -101,6 +103,7 @@ pub fn action(method: &Method, route: &str) -> String {
         ("POST", "/live/{id}/stop") => "live.stop",
         ("GET", "/live/{id}/microphone") => "live.microphone",
         ("POST", "/alerts") => "alert.receive",
+        ("POST", "/alarms/{id}/acknowledge") => "alarm.acknowledge",
         ("POST", "/users") => "user.create",
         ("PATCH", "/users/{id}") => "user.update",
         ("POST", "/tokens") => "token.create",
@@ -271,6 +274,9 @@ mod tests {
         assert_eq!(need(&Method::GET, "/api/v1/live/{id}/microphone"), Need::Live);
         assert_eq!(need(&Method::PUT, "/api/v1/schedules/{id}"), Need::Schedule);
         assert_eq!(need(&Method::POST, "/api/v1/regions"), Need::Admin);
+        assert_eq!(need(&Method::GET, "/api/v1/alarms"), Need::Read);
+        assert_eq!(need(&Method::POST, "/api/v1/alarms/{id}/acknowledge"), Need::Schedule);
+        assert_eq!(action(&Method::POST, "/api/v1/alarms/{id}/acknowledge"), "alarm.acknowledge");
         assert_eq!(need(&Method::POST, "/api/v1/something-new"), Need::Admin);
         assert_eq!(action(&Method::PUT, "/api/v1/schedules/{id}"), "schedule.replace");
         assert_eq!(action(&Method::POST, "/api/v1/new"), "POST /new");

@@ -14,6 +14,8 @@
 //! - `schedules`: schedules, quiet hours, schedule previews and the plan views.
 //! - `live`: live and emergency sessions and the microphone WebSocket.
 //! - `alerts`: CAP alerts from upstream systems (API token, emergency scope).
+//! - `alarms`: operator alarms (`crate::alarms`), their list and
+//!   acknowledgements, limited to the caller's township.
 //! - `accounts`: login sessions, accounts, API tokens, the audit log; every
 //!   route is behind [`crate::accounts::guard`].
 //! - `openapi`: the OpenAPI document.
@@ -21,6 +23,7 @@
 
 mod accounts;
 mod agents;
+mod alarms;
 mod alerts;
 mod content;
 pub(crate) mod days;
@@ -93,6 +96,8 @@ pub struct AppState {
     pub live: Arc<crate::live::Live>,
     /// Operator sessions and the login rate limit.
     pub accounts: Arc<crate::accounts::guard::Accounts>,
+    /// Operator alarms.
+    pub alarms: Arc<crate::alarms::Alarms>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -164,6 +169,8 @@ pub fn router(state: AppState) -> Router {
         .route("/live/{id}/stop", post(live::stop))
         .route("/live/{id}/microphone", get(live::microphone))
         .route("/alerts", post(alerts::receive))
+        .route("/alarms", get(alarms::list))
+        .route("/alarms/{id}/acknowledge", post(alarms::acknowledge))
         // After every route: the guard sees each one's matched path.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::accounts::guard::guard))
         .fallback(error::not_found)

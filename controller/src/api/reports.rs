@@ -97,8 +97,16 @@ async fn build(
     let selection = Selection::new(&regions, &scope).map_err(report_error)?;
     let spans = period.spans().map_err(report_error)?;
     let villages = selection.village_ids();
+    let (from_ms, to_ms) = match (spans.first(), spans.last()) {
+        (Some(first), Some(last)) => (first.from_ms, last.to_ms),
+        _ => (0, 0),
+    };
     let counts = st.db(move |s| s.report_counts(&villages, &spans)).await?;
-    Ok(Report::build(&selection, &period, &counts))
+    let mut report = Report::build(&selection, &period, &counts);
+    let villages = selection.village_ids();
+    let presence = st.db(move |s| s.presence_history(&villages, from_ms, to_ms)).await?;
+    report.add_presence(&presence, from_ms, to_ms, st.clock.now_ms());
+    Ok(report)
 }
 
 fn period(q: &ReportQuery) -> Result<Period, ApiError> {

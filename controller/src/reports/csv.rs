@@ -11,7 +11,7 @@ use crate::directory::csv::{neutralise, push_record};
 use super::Report;
 
 /// The header row, in order.
-pub const HEADER: [&str; 16] = [
+pub const HEADER: [&str; 17] = [
     "township",
     "township_code",
     "village",
@@ -28,12 +28,14 @@ pub const HEADER: [&str; 16] = [
     "amplifier_unconfirmed",
     "live_targeted",
     "live_reached",
+    "hours_offline",
 ];
 
 const BOM: char = '\u{feff}';
 
 /// One row per village of the report, by township and code. Compliance is
-/// a percentage with one decimal, empty when nothing was scheduled.
+/// a percentage with one decimal, empty when nothing was scheduled; hours
+/// offline have one decimal, empty for a village without an agent.
 pub fn villages(report: &Report) -> String {
     let mut out = String::with_capacity(256 * (report.total.villages as usize + 1));
     out.push(BOM);
@@ -47,6 +49,7 @@ pub fn villages(report: &Report) -> String {
         cells.extend(counts.map(|n| n.to_string()));
         cells.push(p.compliance_pct().map(|c| format!("{c:.1}")).unwrap_or_default());
         cells.extend([p.amplifier_unconfirmed, live.targeted, live.reached].map(|n| n.to_string()));
+        cells.push(v.figures.hours_offline.map(|h| format!("{h:.1}")).unwrap_or_default());
         push_record(&mut out, &cells);
     }
     out

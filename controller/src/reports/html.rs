@@ -90,6 +90,11 @@ pub fn monthly(report: &Report, generated_at_ms: i64) -> String {
     page
 }
 
+/// Hours with one decimal, `—` when not counted.
+fn hours(h: Option<f64>) -> String {
+    h.map_or_else(|| "—".to_owned(), |h| format!("{h:.1}"))
+}
+
 /// `2026年11月 (November 2026)` for a month, else the first and last days.
 fn period_label(report: &Report) -> String {
     let p = &report.period;
@@ -114,6 +119,7 @@ fn summary(page: &mut String, f: &Figures) {
         ("功放未确认 (Amplifier not confirmed)", count(p.amplifier_unconfirmed)),
         ("直播到达 (Live sessions reached)", format!("{} / {}", count(f.live.reached), count(f.live.targeted))),
         ("有报告的村 (Villages reporting)", format!("{} / {}", count(f.villages_reporting), count(f.villages))),
+        ("离线时长 (Hours offline)", hours(f.hours_offline)),
     ];
     for (label, value) in tiles {
         put(
@@ -137,7 +143,7 @@ fn head(page: &mut String, first: &str) {
              <th><i style=\"background:{MISSED_COLOUR}\"></i>错过<br>(Missed)</th>\
              <th><i style=\"background:{FAILED_COLOUR}\"></i>失败<br>(Failed)</th>\
              <th>播出率<br>(Compliance)</th><th>功放未确认<br>(Amp. not confirmed)</th>\
-             <th>直播到达<br>(Live reached)</th></tr></thead>\n"
+             <th>直播到达<br>(Live reached)</th><th>离线小时<br>(Hours offline)</th></tr></thead>\n"
         ),
     );
 }
@@ -154,7 +160,7 @@ fn row(page: &mut String, name: &str, f: &Figures) {
     put(
         page,
         format_args!(
-            "<tr{class}><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td></tr>\n",
+            "<tr{class}><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>\n",
             count(p.scheduled()),
             count(p.played),
             count(p.preempted),
@@ -164,6 +170,7 @@ fn row(page: &mut String, name: &str, f: &Figures) {
             count(p.amplifier_unconfirmed),
             count(f.live.reached),
             count(f.live.targeted),
+            hours(f.hours_offline),
         ),
     );
 }
@@ -207,7 +214,7 @@ const NOTES: &str = "<section class=\"notes\">
 <li>被插播 (Preempted)：节目被直播或应急广播打断，且在时段内未能续播。 Interrupted by a live or emergency broadcast and not resumed within its window.</li>
 <li>功放未确认 (Amplifier not confirmed)：开始播放但功放继电器未确认接通；未配置继电器的终端所有节目均计入。 Audio started but the relay never confirmed the amplifier on; boards without a relay driver count every item.</li>
 <li>直播到达 (Live reached)：统计期内开始的直播中，本村终端实际播出的场次 / 指定本村的场次。 Live sessions started in the period that played in the village / that targeted it.</li>
-<li>离线时长不在本报告内：平台只保存终端最近一次连接时间。 Hours offline are not reported: the controller keeps only each board's latest connection times.</li>
+<li>离线时长 (Hours offline)：已登记终端的村，自登记（或统计区间开始）至区间结束（本月则至当前），没有任何终端在线的小时数；未登记终端的村显示“—”。 Hours in which no board of the village was connected, from its enrolment (or the period's start) to the period's end (or now); villages without a board show “—”.</li>
 <li>近期数据会随离线终端补报而增加。 Recent days may grow as offline boards deliver their logs.</li>
 </ul>
 </section>

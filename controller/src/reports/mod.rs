@@ -52,11 +52,15 @@
 //!   agent of the village, and those in which it played any audio (as the
 //!   live session report counts "played"). Above a village they add up to
 //!   village-sessions.
-//! - **Hours offline are not reported**: the store keeps only each agent's
-//!   last-connected and last-seen times (presence lives in memory by
-//!   design), so how long a village was offline in a past period is not in
-//!   the data. It would need a link history (agent, connected, disconnected)
-//!   written where `last_connected_ms` and `last_seen_ms` already are.
+//! - **Hours offline** count, for each village with an enrolled agent, the
+//!   time from its first enrolment (or the period's start) to the period's
+//!   end (or now, for the current period) in which none of its agents had a
+//!   link up. The store keeps each link's interval (`agent_presence`,
+//!   written on connect and disconnect, checkpointed every few minutes; a
+//!   controller that crashed closes its open intervals at the last
+//!   checkpoint when it starts, so a crash counts as offline from at most
+//!   one checkpoint before it). Townships and the county add up their
+//!   villages' hours; villages without an agent are not counted (`null`).
 //!
 //! # Layout
 //! - `period`: [`Period`], whole county days, and each day's [`DaySpan`];
@@ -70,6 +74,7 @@ pub mod csv;
 pub mod html;
 mod markup;
 mod model;
+mod offline;
 mod period;
 pub mod svg;
 
@@ -85,6 +90,7 @@ pub use model::{
     Figures, LiveCounts, PlayCounts, Report, ReportCounts, Scope, ScopeKind, Selection, TownshipReport, VillageDay,
     VillageLive, VillageReport,
 };
+pub use offline::VillagePresence;
 pub use period::{DaySpan, Period};
 
 /// Why a report cannot be made.

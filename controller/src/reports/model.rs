@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::{Period, ReportError};
+use super::{Period, ReportError, VillagePresence};
 use crate::directory::tree::Tree;
 use crate::directory::{Level, Region};
 
@@ -116,6 +116,12 @@ pub struct Figures {
     pub villages_reporting: u64,
     /// One entry per day of the period, in order.
     pub daily: Vec<PlayCounts>,
+    /// Milliseconds without any agent online, summed over the villages
+    /// with an enrolled agent; `None` when there is none (see the module
+    /// docs, "Hours offline").
+    pub offline_ms: Option<u64>,
+    /// The same in hours, rounded to a tenth.
+    pub hours_offline: Option<f64>,
 }
 
 /// One village's report.
@@ -288,7 +294,14 @@ impl Figures {
             villages: 0,
             villages_reporting: 0,
             daily: vec![PlayCounts::default(); days],
+            offline_ms: None,
+            hours_offline: None,
         }
+    }
+
+    fn set_offline(&mut self, ms: Option<u64>) {
+        self.offline_ms = ms;
+        self.hours_offline = ms.map(|ms| (ms as f64 / 360_000.0).round() / 10.0);
     }
 
     fn add(&mut self, other: &Figures) {
@@ -299,6 +312,11 @@ impl Figures {
         for (mine, theirs) in self.daily.iter_mut().zip(&other.daily) {
             mine.add(theirs);
         }
+        let offline = match (self.offline_ms, other.offline_ms) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+        };
+        self.set_offline(offline);
     }
 }
 
@@ -357,6 +375,29 @@ impl Report {
             total,
             townships,
         }
+    }
+
+    /// Adds hours offline from the store's presence history over
+    /// `[from_ms, to_ms)` (the period's spans), counted up to `now_ms`;
+    /// townships and the total are summed again.
+    pub fn add_presence(&mut self, presence: &[VillagePresence], from_ms: i64, to_ms: i64, now_ms: i64) {
+        let by_village: HashMap<i64, &VillagePresence> = presence.iter().map(|p| (p.village_id, p)).collect();
+        let mut total: Option<u64> = None;
+        for t in &mut self.townships {
+            let mut township: Option<u64> = None;
+            for v in &mut t.villages {
+                let ms = by_village.get(&v.id).map(|p| p.offline_ms(from_ms, to_ms, now_ms));
+                v.figures.set_offline(ms);
+                if let Some(ms) = ms {
+                    township = Some(township.unwrap_or(0) + ms);
+                }
+            }
+            t.figures.set_offline(township);
+            if let Some(ms) = township {
+                total = Some(total.unwrap_or(0) + ms);
+            }
+        }
+        self.total.set_offline(total);
     }
 
     /// Every village of the report with its township, in report order.

@@ -247,14 +247,14 @@ fn csv_export_keeps_a_formula_name_as_text() {
     let text = csv::villages(&report(&c, &Scope::County));
     let lines: Vec<&str> = text.trim_start_matches('\u{feff}').split("\r\n").collect();
     assert_eq!(lines[0], csv::HEADER.join(","));
-    assert_eq!(lines[1], "城关镇,620821100000,王家沟村,620821100200,2026-11-01,2026-11-30,8,5,1,1,1,1,62.5,1,1,1");
+    assert_eq!(lines[1], "城关镇,620821100000,王家沟村,620821100200,2026-11-01,2026-11-30,8,5,1,1,1,1,62.5,1,1,1,");
     assert_eq!(
         lines[2],
-        "城关镇,620821100000,\"'=HYPERLINK(\"\"x\"\")\",620821100201,2026-11-01,2026-11-30,2,1,0,0,1,0,50.0,0,1,0"
+        "城关镇,620821100000,\"'=HYPERLINK(\"\"x\"\")\",620821100201,2026-11-01,2026-11-30,2,1,0,0,1,0,50.0,0,1,0,"
     );
     assert_eq!(
         lines[3],
-        "城关镇,620821100000,<script>alert(1)</script>,620821100202,2026-11-01,2026-11-30,0,0,0,0,0,0,,0,0,0"
+        "城关镇,620821100000,<script>alert(1)</script>,620821100202,2026-11-01,2026-11-30,0,0,0,0,0,0,,0,0,0,"
     );
     assert_eq!((lines.len(), lines[5]), (6, ""), "four villages and the final line end");
     for line in &lines {
@@ -302,4 +302,51 @@ fn an_empty_store_gives_a_report_without_figures() {
     assert_eq!(r.total.daily.len(), 30);
     let page = html::monthly(&r, 0);
     assert!(page.contains("无数据 (no reports)"));
+}
+
+#[test]
+fn hours_offline_come_from_the_presence_history() {
+    let c = county();
+    // ag-1 online from 1 November 08:00 to 2 November 08:00 (24 h), then
+    // from 30 November 00:00 on, still connected; ag-2 never; ag-4 online
+    // the whole month until the controller crashed on 20 November 12:00
+    // after its last checkpoint.
+    c.store.record_presence_connected("ag-1", at(1, 8, 0)).expect("connect");
+    c.store.record_presence_disconnected("ag-1", at(2, 8, 0)).expect("disconnect");
+    c.store.record_presence_connected("ag-1", at(30, 0, 0)).expect("connect");
+    c.store.record_presence_connected("ag-4", at(1, 0, 0) - 1).expect("connect");
+    c.store.checkpoint_presence(at(20, 12, 0)).expect("checkpoint");
+    // A second agent row open at the crash: closed at the checkpoint. ag-1's
+    // open row is closed too, at the same checkpoint.
+    assert_eq!(c.store.close_open_presence().expect("close"), 2);
+    let mut r = report(&c, &Scope::County);
+    let period = Period::month(NOVEMBER.0, NOVEMBER.1, COUNTY_TZ).expect("month");
+    let spans = period.spans().expect("spans");
+    let (from, to) = (spans[0].from_ms, spans[spans.len() - 1].to_ms);
+    let presence = c
+        .store
+        .presence_history(
+            &r.townships[0].villages.iter().map(|v| v.id).chain([c.villages[3]]).collect::<Vec<_>>(),
+            from,
+            to,
+        )
+        .expect("history");
+    // Asked at the month's end (the month is over).
+    r.add_presence(&presence, from, to, to + 1);
+    let month_h = 30.0 * 24.0;
+    let hours = |t: usize, v: usize| r.townships[t].villages[v].figures.hours_offline;
+    // ag-1: online 1 Nov 08:00 to 2 Nov 08:00 only (its row opened on 30
+    // November was closed at the restart with nothing known after its
+    // start: an empty interval), offline the rest of the month.
+    assert_eq!(hours(0, 0), Some(month_h - 24.0));
+    assert_eq!(hours(0, 1), Some(month_h), "never online");
+    assert_eq!(hours(0, 2), None, "no agent, not counted");
+    assert_eq!(hours(1, 0), Some(month_h - 19.0 * 24.0 - 12.0), "offline after the crash");
+    assert_eq!(r.townships[0].figures.hours_offline, Some(2.0 * month_h - 24.0));
+    assert_eq!(r.total.hours_offline, Some(3.0 * month_h - 24.0 - 19.0 * 24.0 - 12.0));
+    let csv = csv::villages(&r);
+    assert!(csv.contains(",620821100200,2026-11-01,2026-11-30,0,0,0,0,0,0,,0,0,0,696.0\r\n"), "{csv}");
+    let page = html::monthly(&r, to);
+    assert!(page.contains("离线时长 (Hours offline)"), "the tile");
+    assert!(page.contains("<td>696.0</td></tr>"), "the village's row");
 }

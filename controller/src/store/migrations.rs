@@ -288,6 +288,44 @@ pub const MIGRATIONS: &[Migration] = &[
                 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
         ",
     },
+    Migration {
+        version: 9,
+        name: "presence history and operator alarms",
+        // One row per agent link that was up: `disconnected_ms` is NULL
+        // while it is. `seen_ms` is a checkpoint of the last sign of life,
+        // moved for every open row in one statement every few minutes, so a
+        // controller that crashed can close its open rows near the truth at
+        // its next start. Rows keep their village and survive the agent's
+        // removal, like play events.
+        // An alarm is open while `cleared_ms` is NULL; the partial unique
+        // index keeps at most one open alarm per (kind, agent), so a restart
+        // or a race never raises one twice.
+        sql: "
+            CREATE TABLE agent_presence (
+                id              INTEGER PRIMARY KEY,
+                agent_id        TEXT NOT NULL,
+                village_id      INTEGER NOT NULL,
+                connected_ms    INTEGER NOT NULL,
+                disconnected_ms INTEGER,
+                seen_ms         INTEGER NOT NULL
+            );
+            CREATE INDEX agent_presence_village ON agent_presence (village_id, connected_ms);
+            CREATE INDEX agent_presence_open ON agent_presence (agent_id) WHERE disconnected_ms IS NULL;
+            CREATE TABLE alarms (
+                id              INTEGER PRIMARY KEY,
+                kind            TEXT NOT NULL,
+                agent_id        TEXT NOT NULL,
+                village_id      INTEGER NOT NULL,
+                raised_ms       INTEGER NOT NULL,
+                cleared_ms      INTEGER,
+                acknowledged_ms INTEGER,
+                acknowledged_by TEXT,
+                detail          TEXT NOT NULL DEFAULT '{}'
+            );
+            CREATE UNIQUE INDEX alarms_open ON alarms (kind, agent_id) WHERE cleared_ms IS NULL;
+            CREATE INDEX alarms_village ON alarms (village_id, id);
+        ",
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -376,7 +414,7 @@ mod tests {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1, "{}", m.name);
         }
-        assert_eq!(latest_version(), 8);
+        assert_eq!(latest_version(), 9);
     }
 
     #[test]
@@ -386,7 +424,9 @@ mod tests {
         migrate(&mut conn, latest_version()).expect("migrate");
         assert_eq!(current_version(&conn).expect("version"), latest_version());
         let expected = [
+            "agent_presence",
             "agents",
+            "alarms",
             "api_tokens",
             "audit_log",
             "cap_alerts",

@@ -36,11 +36,12 @@ use dalaba_protocol::state::PlayEvent;
 use crate::accounts::audit::{AuditFilter, AuditRecord, NewAuditRecord};
 use crate::accounts::session::{NewSession, StoredSession};
 use crate::accounts::{NewUser, User, UserPatch};
+use crate::alarms::{Alarm, AlarmFilter, NewAlarm};
 use crate::alerts::{AlertRecord, NewAlertRecord};
 use crate::directory::{CsvErrors, ImportRow, ImportSummary, NewRegion, Region, RegionPatch, ValidationError};
 use crate::library::{Category, LibraryItem, LibraryItemPatch, NewCategory, NewLibraryItem, StoredFile};
 use crate::live::{AgentReport, SessionReport};
-use crate::reports::{DaySpan, ReportCounts};
+use crate::reports::{DaySpan, ReportCounts, VillagePresence};
 use crate::schedules::{ScheduleSpec, StoredSchedule, Timetable};
 use crate::tokens::{ApiToken, NewApiToken};
 use dalaba_schedules::QuietHours;
@@ -251,6 +252,38 @@ pub trait Store: Send + Sync + 'static {
     /// The play events of `villages` on each of `days` by outcome, and the
     /// live sessions of those days that targeted or reached them.
     fn report_counts(&self, villages: &[i64], days: &[DaySpan]) -> Result<ReportCounts, StoreError>;
+    /// For every one of `villages` with an enrolled agent: its first
+    /// enrolment and its agents' online intervals overlapping
+    /// `[from_ms, to_ms)` (an interval still open has no end).
+    fn presence_history(&self, villages: &[i64], from_ms: i64, to_ms: i64) -> Result<Vec<VillagePresence>, StoreError>;
+
+    // Presence history
+    /// Opens an agent's online interval (kept open if one is: a newer link
+    /// replaced an older one).
+    fn record_presence_connected(&self, agent_id: &str, at_ms: i64) -> Result<(), StoreError>;
+    /// Closes an agent's online interval.
+    fn record_presence_disconnected(&self, agent_id: &str, at_ms: i64) -> Result<(), StoreError>;
+    /// Records `at_ms` as the last sign of life of every open interval.
+    fn checkpoint_presence(&self, at_ms: i64) -> Result<usize, StoreError>;
+    /// Closes the intervals a crashed controller left open, at the last
+    /// sign of life the store knows; returns how many.
+    fn close_open_presence(&self) -> Result<usize, StoreError>;
+
+    // Operator alarms
+    /// Raises an alarm; `None` when one of its kind is already open for the
+    /// agent.
+    fn raise_alarm(&self, new: &NewAlarm) -> Result<Option<Alarm>, StoreError>;
+    /// Clears an open alarm; `None` when it is not open.
+    fn clear_alarm(&self, id: i64, at_ms: i64) -> Result<Option<Alarm>, StoreError>;
+    /// Acknowledges an alarm (the first acknowledgement stays); `None` when
+    /// it does not exist.
+    fn acknowledge_alarm(&self, id: i64, at_ms: i64, by: &str) -> Result<Option<Alarm>, StoreError>;
+    /// One alarm.
+    fn alarm(&self, id: i64) -> Result<Option<Alarm>, StoreError>;
+    /// Every open alarm, oldest first.
+    fn open_alarms(&self) -> Result<Vec<Alarm>, StoreError>;
+    /// Alarms by `filter`, newest first.
+    fn alarms(&self, filter: &AlarmFilter) -> Result<Vec<Alarm>, StoreError>;
 }
 
 /// The desired-state version an agent was last given, and its plan's digest.

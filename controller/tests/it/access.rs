@@ -34,6 +34,7 @@ fn category(method: &str, path: &str) -> char {
         (_, p) if p.starts_with("/api/v1/schedules") || p.starts_with("/api/v1/library") => 'S',
         ("post", "/api/v1/live" | "/api/v1/live/{id}/stop") => 'L',
         ("post", "/api/v1/alerts") => 'E',
+        ("post", "/api/v1/alarms/{id}/acknowledge") => 'S',
         other => panic!("no category for {other:?}: add the new route to this table"),
     }
 }

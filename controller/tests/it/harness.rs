@@ -12,6 +12,7 @@ use axum::response::Response;
 use dalaba_controller::accounts::guard::Accounts;
 use dalaba_controller::accounts::session::{self, CSRF_HEADER, SessionSettings};
 use dalaba_controller::accounts::{NewUser, Role};
+use dalaba_controller::alarms::{AlarmSettings, Alarms};
 use dalaba_controller::api::{AppState, Settings, router};
 use dalaba_controller::clock::Clock;
 use dalaba_controller::distribution::Distribution;
@@ -59,6 +60,15 @@ impl Harness {
     /// A harness whose audio library runs with `library` (e.g. a small
     /// upload limit).
     pub fn with_library(library: LibrarySettings) -> Harness {
+        Harness::with(library, AlarmSettings::default())
+    }
+
+    /// A harness whose alarms run with `alarms` (e.g. a webhook).
+    pub fn with_alarms(alarms: AlarmSettings) -> Harness {
+        Harness::with(LibrarySettings::default(), alarms)
+    }
+
+    fn with(library: LibrarySettings, alarms: AlarmSettings) -> Harness {
         let dir = tempfile::tempdir().expect("temporary directory");
         let signer = CommandSigner::load_or_generate(dir.path()).expect("signing key");
         let settings = Settings {
@@ -81,6 +91,7 @@ impl Harness {
             live: Arc::new(dalaba_controller::live::Live::new(signer)),
             // The manual clock may be moved by days: sessions outlast it.
             accounts: Arc::new(Accounts::new(LONG_SESSIONS)),
+            alarms: Arc::new(Alarms::new(alarms, T0)),
         };
         let (cookie, csrf) = admin_session(&state);
         let app = router(state.clone()).layer(axum::middleware::map_request(move |mut req: Request<Body>| {

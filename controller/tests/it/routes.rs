@@ -14,7 +14,7 @@ use crate::harness::{Harness, Payload, call, csv, enrol, enrol_request, error_me
 
 /// Every route `api::router` registers, as (method, path) in OpenAPI's
 /// spelling. Keep in step with `controller/src/api/mod.rs`.
-pub(crate) const ROUTES: [(&str, &str); 59] = [
+pub(crate) const ROUTES: [(&str, &str); 61] = [
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/session"),
     ("post", "/api/v1/session"),
@@ -73,6 +73,8 @@ pub(crate) const ROUTES: [(&str, &str); 59] = [
     ("post", "/api/v1/live/{id}/stop"),
     ("get", "/api/v1/live/{id}/microphone"),
     ("post", "/api/v1/alerts"),
+    ("get", "/api/v1/alarms"),
+    ("post", "/api/v1/alarms/{id}/acknowledge"),
     ("get", "/metrics"),
 ];
 

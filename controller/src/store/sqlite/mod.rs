@@ -6,10 +6,12 @@
 
 mod accounts;
 mod agents;
+mod alarms;
 mod alerts;
 mod library;
 mod live;
 mod plays;
+mod presence;
 mod regions;
 mod reports;
 mod schedules;
@@ -30,11 +32,12 @@ use super::{
 use crate::accounts::audit::{AuditFilter, AuditRecord, NewAuditRecord};
 use crate::accounts::session::{NewSession, StoredSession};
 use crate::accounts::{NewUser, User, UserPatch};
+use crate::alarms::{Alarm, AlarmFilter, NewAlarm};
 use crate::alerts::{AlertRecord, NewAlertRecord};
 use crate::directory::{ImportRow, ImportSummary, NewRegion, Region, RegionPatch};
 use crate::library::{Category, LibraryItem, LibraryItemPatch, NewCategory, NewLibraryItem, StoredFile};
 use crate::live::{AgentReport, SessionReport};
-use crate::reports::{DaySpan, ReportCounts};
+use crate::reports::{DaySpan, ReportCounts, VillagePresence};
 use crate::schedules::{ScheduleSpec, StoredSchedule, Timetable};
 use crate::tokens::{ApiToken, NewApiToken};
 use dalaba_schedules::QuietHours;
@@ -374,6 +377,55 @@ impl Store for SqliteStore {
 
     fn report_counts(&self, villages: &[i64], days: &[DaySpan]) -> Result<ReportCounts, StoreError> {
         self.counts_for_report(villages, days)
+    }
+
+    fn presence_history(&self, villages: &[i64], from_ms: i64, to_ms: i64) -> Result<Vec<VillagePresence>, StoreError> {
+        let mut conn = self.lock();
+        // One read transaction: enrolments and intervals agree.
+        let tx = conn.transaction()?;
+        let history = presence::history(&tx, villages, from_ms, to_ms)?;
+        tx.commit()?;
+        Ok(history)
+    }
+
+    fn record_presence_connected(&self, agent_id: &str, at_ms: i64) -> Result<(), StoreError> {
+        presence::connected(&self.lock(), agent_id, at_ms)
+    }
+
+    fn record_presence_disconnected(&self, agent_id: &str, at_ms: i64) -> Result<(), StoreError> {
+        presence::disconnected(&self.lock(), agent_id, at_ms)
+    }
+
+    fn checkpoint_presence(&self, at_ms: i64) -> Result<usize, StoreError> {
+        presence::checkpoint(&self.lock(), at_ms)
+    }
+
+    fn close_open_presence(&self) -> Result<usize, StoreError> {
+        presence::close_open(&self.lock())
+    }
+
+    fn raise_alarm(&self, new: &NewAlarm) -> Result<Option<Alarm>, StoreError> {
+        alarms::raise(&self.lock(), new)
+    }
+
+    fn clear_alarm(&self, id: i64, at_ms: i64) -> Result<Option<Alarm>, StoreError> {
+        alarms::clear(&self.lock(), id, at_ms)
+    }
+
+    fn acknowledge_alarm(&self, id: i64, at_ms: i64, by: &str) -> Result<Option<Alarm>, StoreError> {
+        alarms::acknowledge(&self.lock(), id, at_ms, by)
+    }
+
+    fn alarm(&self, id: i64) -> Result<Option<Alarm>, StoreError> {
+        alarms::one(&self.lock(), id)
+    }
+
+    fn open_alarms(&self) -> Result<Vec<Alarm>, StoreError> {
+        alarms::open(&self.lock())
+    }
+
+    fn alarms(&self, filter: &AlarmFilter) -> Result<Vec<Alarm>, StoreError> {
+        alarms::list(&self.lock(), filter)
     }
 }
 

@@ -1,0 +1,391 @@
+//! Operator alarms (运维告警): conditions of a village's board that need a
+//! person — offline too long, the amplifier not confirming, the clock off,
+//! the disk nearly full, sync failing for an hour, an emergency refused.
+//! ("Alerts" are something else: CAP emergency alerts from upstream
+//! systems, `crate::alerts`.)
+//!
+//! An alarm is raised when its condition starts and cleared (never
+//! deleted) when it ends; at most one is open per (kind, agent), which the
+//! store's unique index guarantees even across restarts. An operator may
+//! acknowledge it (who and when are kept). Every raise, clear and
+//! acknowledgement goes to the event stream (`alarm`), and every raise and
+//! clear to the webhook.
+//!
+//! # Layout
+//! - `model`: [`Alarm`], [`AlarmKind`], [`AlarmView`] (the API's shape).
+//! - [`rules`]: the pure rule function, [`rules::evaluate`], and what each
+//!   kind means.
+//! - [`webhook`]: the signed POST, its queue and retries.
+//! - this file: [`Alarms`], which gathers the facts (the store's agents and
+//!   open alarms, presence, what links and live sessions told it), applies
+//!   the rules and records the changes; and [`run`], its loop (every
+//!   [`AlarmSettings::evaluate_every`], a second after presence changes, at
+//!   once on a live refusal).
+//!
+//! What the controller only learns from events — runs of unconfirmed items,
+//! when a sync started failing, emergency refusals — is kept in memory; a
+//! restart forgets it, and the rules then treat it as unknown, which keeps
+//! open alarms open rather than clearing or raising them again.
+
+mod model;
+pub mod rules;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use dalaba_protocol::link::AmplifierState;
+use dalaba_protocol::state::{PlayEvent, SyncState};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+pub use model::{Alarm, AlarmFilter, AlarmKind, AlarmView, NewAlarm};
+use rules::{AgentFacts, Change, EmergencyFacts, Link, OpenAlarm, PlayFacts, StatusFacts, SyncFacts, Thresholds};
+use webhook::{Payload, Queue, WebhookSettings};
+
+use crate::api::{ApiError, AppState};
+use crate::live::{AgentState, LiveEvent, LivePriority};
+
+/// How often open intervals of the presence history are checkpointed.
+const PRESENCE_CHECKPOINT: Duration = Duration::from_secs(300);
+
+/// How alarms are evaluated and sent (`[alarms]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmSettings {
+    /// The rules' thresholds.
+    pub thresholds: Thresholds,
+    /// How often the rules run on the timer.
+    pub evaluate_every: Duration,
+    /// Where raises and clears are posted, if anywhere.
+    pub webhook: Option<WebhookSettings>,
+}
+
+impl Default for AlarmSettings {
+    fn default() -> Self {
+        AlarmSettings { thresholds: Thresholds::default(), evaluate_every: Duration::from_secs(20), webhook: None }
+    }
+}
+
+/// The alarm service: what it remembers from events, the event stream's
+/// sender and the webhook queue. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Alarms {
+    settings: AlarmSettings,
+    started_ms: i64,
+    memory: Mutex<Memory>,
+    /// Serialises evaluations (the timer, presence changes, tests).
+    evaluating: tokio::sync::Mutex<()>,
+    events: broadcast::Sender<AlarmView>,
+    queue: Option<Queue>,
+    deliveries: Mutex<Option<tokio::sync::mpsc::Receiver<Payload>>>,
+}
+
+/// What the service learnt from events, per agent.
+#[derive(Debug, Default)]
+struct Memory {
+    plays: HashMap<String, PlayFacts>,
+    sync_failing: HashMap<String, (i64, String)>,
+    emergency: HashMap<String, EmergencyFacts>,
+    last_online_ms: HashMap<String, i64>,
+}
+
+impl Alarms {
+    /// A service started at `now_ms` (offline time is never counted from
+    /// before it: the controller cannot know).
+    pub fn new(settings: AlarmSettings, now_ms: i64) -> Alarms {
+        let (events, _) = broadcast::channel(256);
+        let (queue, deliveries) = match settings.webhook {
+            Some(_) => {
+                let (queue, rx) = Queue::new();
+                (Some(queue), Some(rx))
+            }
+            None => (None, None),
+        };
+        Alarms {
+            settings,
+            started_ms: now_ms,
+            memory: Mutex::new(Memory::default()),
+            evaluating: tokio::sync::Mutex::new(()),
+            events,
+            queue,
+            deliveries: Mutex::new(deliveries),
+        }
+    }
+
+    /// Subscribes to raises, clears and acknowledgements.
+    pub fn subscribe(&self) -> broadcast::Receiver<AlarmView> {
+        self.events.subscribe()
+    }
+
+    /// Notes the items an agent reported playing (from its play events,
+    /// once stored): a run of items started without the relay confirmed.
+    pub fn note_play_events(&self, agent_id: &str, events: &[PlayEvent]) {
+        let mut started: Vec<(i64, bool)> =
+            events.iter().filter_map(|e| e.started_ms.map(|at| (at, e.amplifier_confirmed))).collect();
+        if started.is_empty() {
+            return;
+        }
+        started.sort_unstable();
+        let mut memory = self.lock();
+        let facts = memory.plays.entry(agent_id.to_owned()).or_insert(PlayFacts::Unknown);
+        for (_, confirmed) in started {
+            *facts = match (*facts, confirmed) {
+                (_, true) => PlayFacts::Confirmed,
+                (PlayFacts::Unconfirmed { in_a_row }, false) => {
+                    PlayFacts::Unconfirmed { in_a_row: in_a_row.saturating_add(1) }
+                }
+                (_, false) => PlayFacts::Unconfirmed { in_a_row: 1 },
+            };
+        }
+    }
+
+    /// Notes an agent's state in a live session; returns whether it may
+    /// change an alarm (then the caller evaluates).
+    pub async fn note_live(&self, st: &AppState, event: &LiveEvent) -> bool {
+        let LiveEvent::Agent { session_id, agent } = event else { return false };
+        let facts = match &agent.state {
+            AgentState::Playing { .. } => EmergencyFacts::Fine,
+            AgentState::Refused { message, .. } => {
+                let priority = match st.live.session(st, session_id).await {
+                    Ok(session) => session.priority,
+                    Err(e) => {
+                        tracing::warn!(session = %session_id, error = %e, "cannot read a refused live session");
+                        return false;
+                    }
+                };
+                if priority != LivePriority::Emergency {
+                    return false;
+                }
+                EmergencyFacts::Refused { session_id: session_id.clone(), message: message.clone() }
+            }
+            _ => return false,
+        };
+        let mut memory = self.lock();
+        let old = memory.emergency.insert(agent.agent_id.clone(), facts.clone());
+        old.as_ref() != Some(&facts)
+    }
+
+    /// Runs the rules once now and records what changed; returns the
+    /// changed alarms.
+    pub async fn evaluate(&self, st: &AppState) -> Result<Vec<AlarmView>, ApiError> {
+        let _one_at_a_time = self.evaluating.lock().await;
+        let now = st.clock.now_ms();
+        let (agents, open) = st.db(|s| Ok((s.agents()?, s.open_alarms()?))).await?;
+        let views = st.presence.views();
+        let facts: Vec<AgentFacts> = {
+            let mut memory = self.lock();
+            agents
+                .iter()
+                .map(|agent| {
+                    let live = views.get(&agent.id);
+                    let link = match live {
+                        Some(_) => {
+                            memory.last_online_ms.insert(agent.id.clone(), now);
+                            Link::Online
+                        }
+                        None => {
+                            let last_seen = [agent.last_seen_ms, memory.last_online_ms.get(&agent.id).copied()]
+                                .into_iter()
+                                .flatten()
+                                .max();
+                            let since = last_seen.unwrap_or(agent.enrolled_at_ms).max(self.started_ms);
+                            Link::Offline { since_ms: since.max(agent.enrolled_at_ms), last_seen_ms: last_seen }
+                        }
+                    };
+                    let status = live.and_then(|l| l.status.as_ref()).map(|s| StatusFacts {
+                        clock_offset_ms: s.clock_offset_ms,
+                        disk_free_bytes: s.disk_free_bytes,
+                        amplifier_fault: s.amplifier == AmplifierState::Fault,
+                    });
+                    let sync = match live.and_then(|l| l.sync.as_ref()) {
+                        None => SyncFacts::Unknown,
+                        Some(report) => match &report.state {
+                            SyncState::Failed { reason } => {
+                                let (since_ms, _) = memory
+                                    .sync_failing
+                                    .entry(agent.id.clone())
+                                    .or_insert_with(|| (now, reason.clone()));
+                                SyncFacts::Failing { since_ms: *since_ms, reason: reason.clone() }
+                            }
+                            _ => {
+                                memory.sync_failing.remove(&agent.id);
+                                SyncFacts::Healthy
+                            }
+                        },
+                    };
+                    AgentFacts {
+                        agent_id: agent.id.clone(),
+                        village_id: agent.village_id,
+                        link,
+                        status,
+                        sync,
+                        plays: memory.plays.get(&agent.id).copied().unwrap_or(PlayFacts::Unknown),
+                        driver_confirms: driver_confirms(&agent.hardware_json),
+                        emergency: memory.emergency.get(&agent.id).cloned().unwrap_or(EmergencyFacts::Unknown),
+                    }
+                })
+                .collect()
+        };
+        let open: Vec<OpenAlarm> =
+            open.into_iter().map(|a| OpenAlarm { id: a.id, kind: a.kind, agent_id: a.agent_id }).collect();
+        let changes = rules::evaluate(&facts, &open, now, &self.settings.thresholds);
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (changed, regions) = st
+            .db(move |s| {
+                let mut changed = Vec::new();
+                for change in &changes {
+                    let alarm = match change {
+                        Change::Raise(new) => s.raise_alarm(new)?,
+                        Change::Clear { id } => s.clear_alarm(*id, now)?,
+                    };
+                    changed.extend(alarm);
+                }
+                Ok((changed, s.regions()?))
+            })
+            .await?;
+        let views: Vec<AlarmView> = changed.iter().map(|a| AlarmView::of(a, &regions)).collect();
+        for view in &views {
+            st.metrics.alarm(view.kind.as_str(), view.state);
+            tracing::info!(alarm = view.id, kind = view.kind.as_str(), agent = %view.agent_id,
+                village = %view.village_name, state = view.state, "alarm");
+            self.publish(st, view, true);
+        }
+        Ok(views)
+    }
+
+    /// Acknowledges an alarm for `by`; `None` if it does not exist.
+    pub async fn acknowledge(&self, st: &AppState, id: i64, by: String) -> Result<Option<AlarmView>, ApiError> {
+        let now = st.clock.now_ms();
+        let (alarm, regions) = st.db(move |s| Ok((s.acknowledge_alarm(id, now, &by)?, s.regions()?))).await?;
+        let view = alarm.map(|a| AlarmView::of(&a, &regions));
+        if let Some(view) = &view {
+            self.publish(st, view, false);
+        }
+        Ok(view)
+    }
+
+    /// Sends a change to the event stream and, for raises and clears, to
+    /// the webhook.
+    fn publish(&self, st: &AppState, view: &AlarmView, to_webhook: bool) {
+        // Nobody listening is fine.
+        let _ = self.events.send(view.clone());
+        if to_webhook && let Some(queue) = &self.queue {
+            queue.push(Payload::of(view.clone()), &st.metrics);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
+        // Only plain maps are changed under it; a panic cannot leave one
+        // half-written, so a poisoned lock is still usable.
+        self.memory.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Whether the driver named in an agent's hardware confirms the relay
+/// (`none` never does; an unknown hardware record is taken to confirm).
+fn driver_confirms(hardware_json: &str) -> bool {
+    let driver = serde_json::from_str::<serde_json::Value>(hardware_json)
+        .ok()
+        .and_then(|h| h.get("amplifier_driver").and_then(|d| d.as_str()).map(str::to_owned));
+    !matches!(driver.as_deref(), Some("none" | ""))
+}
+
+/// The alarm loop: the webhook's delivery task, the timer, presence
+/// changes (evaluated a second after the first of a burst) and live
+/// refusals, and the presence history's checkpoint, until `shutdown`.
+pub async fn run(st: AppState, shutdown: CancellationToken) {
+    let deliveries = st.alarms.deliveries.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let (Some(rx), Some(settings)) = (deliveries, st.alarms.settings.webhook.clone()) {
+        tokio::spawn(webhook::deliver(rx, settings, std::sync::Arc::clone(&st.metrics), shutdown.clone()));
+    }
+    let mut presence = st.presence.subscribe();
+    let mut live = st.live.subscribe();
+    let mut tick = tokio::time::interval(st.alarms.settings.evaluate_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let far = Duration::from_secs(365 * 24 * 3600);
+    let soon = tokio::time::sleep(far);
+    tokio::pin!(soon);
+    let mut pending = false;
+    let mut checkpointed = tokio::time::Instant::now();
+    loop {
+        let evaluate = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                if checkpointed.elapsed() >= PRESENCE_CHECKPOINT {
+                    checkpointed = tokio::time::Instant::now();
+                    let now = st.clock.now_ms();
+                    if let Err(e) = st.db(move |s| s.checkpoint_presence(now)).await {
+                        tracing::error!(error = %e, "cannot checkpoint the presence history");
+                    }
+                }
+                true
+            }
+            change = presence.recv() => {
+                if change.is_err() && matches!(change, Err(broadcast::error::RecvError::Closed)) {
+                    return;
+                }
+                if !pending {
+                    pending = true;
+                    soon.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(1));
+                }
+                false
+            }
+            _ = &mut soon => {
+                pending = false;
+                soon.as_mut().reset(tokio::time::Instant::now() + far);
+                true
+            }
+            event = live.recv() => match event {
+                Ok(event) => st.alarms.note_live(&st, &event).await,
+                Err(broadcast::error::RecvError::Lagged(_)) => false,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        if evaluate && let Err(e) = st.alarms.evaluate(&st).await {
+            tracing::error!(error = %e, "cannot evaluate alarms");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dalaba_protocol::state::PlayOutcome;
+
+    use super::*;
+
+    fn event(started: Option<i64>, confirmed: bool) -> PlayEvent {
+        PlayEvent {
+            id: format!("e{started:?}"),
+            schedule_id: 1,
+            sha256: "ab".repeat(32),
+            scheduled_ms: 0,
+            started_ms: started,
+            ended_ms: None,
+            outcome: PlayOutcome::Completed,
+            reason: None,
+            amplifier_confirmed: confirmed,
+        }
+    }
+
+    #[test]
+    fn play_events_make_runs_of_unconfirmed_items() {
+        let alarms = Alarms::new(AlarmSettings::default(), 0);
+        alarms.note_play_events("a", &[event(None, false)]);
+        assert_eq!(alarms.lock().plays.get("a"), None, "items that never started say nothing");
+        // Out of order in the batch: sorted by start.
+        alarms.note_play_events("a", &[event(Some(3), false), event(Some(1), true), event(Some(2), false)]);
+        assert_eq!(alarms.lock().plays.get("a"), Some(&PlayFacts::Unconfirmed { in_a_row: 2 }));
+        alarms.note_play_events("a", &[event(Some(4), true)]);
+        assert_eq!(alarms.lock().plays.get("a"), Some(&PlayFacts::Confirmed));
+    }
+
+    #[test]
+    fn drivers_that_confirm() {
+        assert!(driver_confirms(r#"{"amplifier_driver":"modbus-rtu"}"#));
+        assert!(!driver_confirms(r#"{"amplifier_driver":"none"}"#));
+        assert!(driver_confirms("not json"));
+    }
+}

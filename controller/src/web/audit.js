@@ -69,7 +69,10 @@ export function mountAudit(root, query) {
   const action = h('select', { dataset: { auditAction: '' } },
     h('option', { value: '', i18n: 'audAnyAction' }),
     ...ACTIONS.map((a) => h('option', { value: a, i18n: actionKey(a) })));
-  action.value = ACTIONS.includes(q.get('action')) ? q.get('action') : '';
+  // An action typed into the link by hand (`schedule.create`) is offered as it is.
+  const asked = q.get('action') || '';
+  if (asked && !ACTIONS.includes(asked)) action.append(h('option', { value: asked }, asked));
+  action.value = asked;
   const village = h('select', { dataset: { auditVillage: '' } }, h('option', { value: '', i18n: 'audAnyVillage' }));
   const csv = h('a', { class: 'plain-btn', download: 'audit.csv', i18n: 'audCsv', dataset: { auditCsv: '' } });
   csv.href = `${API}/audit/export.csv?${apiQuery(q)}`;

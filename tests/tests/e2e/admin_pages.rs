@@ -351,6 +351,12 @@ async fn an_admin_manages_accounts_and_tokens_and_reads_them_in_the_audit_log() 
     wait(&browser, "the reset form closed", "return !document.querySelector('[data-acc-reset-form]');").await;
     let row = account_row(&browser, "wang.wu").await;
     assert_eq!(row["editing"], json!(false));
+    let last = |name: &str| {
+        format!("return document.querySelector('[data-account-row=\"{name}\"] [data-cell=last-login]').textContent;")
+    };
+    let admin_last = js(&browser, &last(ADMIN)).await;
+    assert!(admin_last.as_str().is_some_and(|t| t.contains("北京时间")), "the admin's login: {admin_last}");
+    assert_eq!(js(&browser, &last("wang.wu")).await, json!("近期没有登录"));
     screenshot(&browser, "accounts.png").await;
 
     // An API token: its secret once, working until revoked.
@@ -522,6 +528,13 @@ async fn an_admin_manages_accounts_and_tokens_and_reads_them_in_the_audit_log() 
     open_page(&browser, &c, "#/accounts", "accounts").await;
     let page = js(&browser, "return [!!document.querySelector('[data-accounts-admin-only]'), !!document.querySelector('[data-account-form], [data-token-form]')];").await;
     assert_eq!(page, json!([true, false]));
+    let hidden = "return [...document.querySelectorAll(SELECTOR)].map((e) => getComputedStyle(e).display);";
+    open_page(&browser, &c, "#/schedules", "schedules").await;
+    let shown = js(&browser, &hidden.replace("SELECTOR", "'[data-new-schedule], [data-quiet-save]'")).await;
+    assert_eq!(shown, json!(["none", "none"]), "a viewer sees no buttons to change schedules");
+    open_page(&browser, &c, "#/library", "library").await;
+    let shown = js(&browser, &hidden.replace("SELECTOR", "'[data-lib-upload-form], [data-tts-form]'")).await;
+    assert_eq!(shown, json!(["none", "none"]), "a viewer sees no upload forms");
 
     // Back as the admin: the viewer's login, found by actor.
     log_out(&browser).await;
@@ -530,6 +543,9 @@ async fn an_admin_manages_accounts_and_tokens_and_reads_them_in_the_audit_log() 
     let rows = audit_rows(&browser).await;
     assert!(!rows.is_empty() && rows.iter().all(|r| r.1 == "user:wang.wu"), "{rows:?}");
     assert!(rows.iter().any(|r| r.2 == "login"), "{rows:?}");
+    open_page(&browser, &c, "#/accounts", "accounts").await;
+    let viewer_last = js(&browser, &last("wang.wu")).await;
+    assert!(viewer_last.as_str().is_some_and(|t| t.contains("北京时间")), "the viewer's login: {viewer_last}");
     let errors = js(&browser, "return window.__errors || [];").await;
     assert_eq!(errors, json!([]), "no script errors");
 }
@@ -624,6 +640,22 @@ async fn hostile_names_are_shown_as_text_and_overlong_ones_refused_in_words() {
     assert!(e.contains("密钥名称") && e.chars().count() < 200, "{e}");
     let rows = js(&browser, "return document.querySelectorAll('[data-account-row]').length;").await;
     assert_eq!(rows, json!(3), "the admin and the two hostile names, nothing over-long");
+
+    // The same in English.
+    js(&browser, "document.getElementById('lang-toggle').click(); return true;").await;
+    let english = js(
+        &browser,
+        "return [document.querySelector('[data-accounts-section] th').textContent, \
+         document.querySelector('[data-account-row=\"img.user\"]').textContent];",
+    )
+    .await;
+    assert_eq!(english[0], json!("Login name"));
+    assert!(english[1].as_str().is_some_and(|t| t.contains("operator") && t.contains(hostile[0].1)), "{english}");
+    let a = NewAccount { name: "long.display", display: &long, ..a };
+    submit_account(&browser, &a).await;
+    let e = form_error(&browser, "[data-acc-error]").await;
+    assert!(e.starts_with("The account was not created") && e.contains("at most 100 characters"), "{e}");
+    assert_eq!(js(&browser, "return typeof window.__pwned;").await, json!("undefined"));
     let errors = js(&browser, "return window.__errors || [];").await;
     assert_eq!(errors, json!([]), "no script errors");
 }

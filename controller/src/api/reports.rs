@@ -3,7 +3,8 @@
 //! JSON, CSV and a printable page.
 //!
 //! `?month=2026-11` or `?from=2026-11-01&to=2026-11-30` (both days
-//! included), and `township=ID` to narrow to one township. An account
+//! included), `township=ID` to narrow to one township, and `lang=zh|en`
+//! for the CSV header and the page's labels (default `zh`). An account
 //! limited to a township gets its township whatever it asks for, and a
 //! 403 when it names another.
 
@@ -17,7 +18,7 @@ use serde::Deserialize;
 use super::days::COUNTY_TZ;
 use super::{ApiError, AppState};
 use crate::accounts::policy::Principal;
-use crate::reports::{Period, Report, ReportError, Scope, Selection};
+use crate::reports::{Lang, Period, Report, ReportError, Scope, Selection};
 
 /// The query of every report route.
 #[derive(Debug, Default, Deserialize)]
@@ -31,6 +32,9 @@ pub struct ReportQuery {
     to: Option<NaiveDate>,
     /// One township's id.
     township: Option<i64>,
+    /// The language of the CSV header, page and chart labels (`zh`, the
+    /// default, or `en`); the JSON is the same in both.
+    lang: Option<Lang>,
 }
 
 /// `GET /reports`.
@@ -39,7 +43,7 @@ pub async fn report(
     caller: Principal,
     query: Result<Query<ReportQuery>, QueryRejection>,
 ) -> Result<Json<Report>, ApiError> {
-    Ok(Json(build(&st, &caller, query).await?))
+    Ok(Json(build(&st, &caller, query).await?.0))
 }
 
 /// `GET /reports/villages.csv`: one row per village.
@@ -48,11 +52,11 @@ pub async fn villages_csv(
     caller: Principal,
     query: Result<Query<ReportQuery>, QueryRejection>,
 ) -> Result<(HeaderMap, String), ApiError> {
-    let report = build(&st, &caller, query).await?;
+    let (report, lang) = build(&st, &caller, query).await?;
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
     headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"report.csv\""));
-    Ok((headers, crate::reports::csv::villages(&report)))
+    Ok((headers, crate::reports::csv::villages_in(&report, lang)))
 }
 
 /// `GET /reports/monthly.html`: the printable page.
@@ -61,7 +65,7 @@ pub async fn monthly_html(
     caller: Principal,
     query: Result<Query<ReportQuery>, QueryRejection>,
 ) -> Result<(HeaderMap, String), ApiError> {
-    let report = build(&st, &caller, query).await?;
+    let (report, lang) = build(&st, &caller, query).await?;
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     // The page has no scripts and no outside resources; should a name slip
@@ -70,15 +74,16 @@ pub async fn monthly_html(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src data:"),
     );
-    Ok((headers, crate::reports::html::monthly(&report, st.clock.now_ms())))
+    Ok((headers, crate::reports::html::monthly_in(&report, st.clock.now_ms(), lang)))
 }
 
-/// The report the query asks for, within what the caller may see.
+/// The report the query asks for, within what the caller may see, and the
+/// language asked for.
 async fn build(
     st: &AppState,
     caller: &Principal,
     query: Result<Query<ReportQuery>, QueryRejection>,
-) -> Result<Report, ApiError> {
+) -> Result<(Report, Lang), ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let period = period(&q)?;
     let scope = match (caller.region_id(), q.township) {
@@ -106,7 +111,7 @@ async fn build(
     let villages = selection.village_ids();
     let presence = st.db(move |s| s.presence_history(&villages, from_ms, to_ms)).await?;
     report.add_presence(&presence, from_ms, to_ms, st.clock.now_ms());
-    Ok(report)
+    Ok((report, q.lang.unwrap_or_default()))
 }
 
 fn period(q: &ReportQuery) -> Result<Period, ApiError> {

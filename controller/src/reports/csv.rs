@@ -8,9 +8,30 @@
 
 use crate::directory::csv::{neutralise, push_record};
 
-use super::Report;
+use super::{Lang, Report};
 
-/// The header row, in order.
+/// The header row in Chinese (`lang=zh`, the default), in order.
+pub const HEADER_ZH: [&str; 17] = [
+    "乡镇",
+    "乡镇代码",
+    "村",
+    "村代码",
+    "首日",
+    "末日",
+    "应播",
+    "已播",
+    "被插播",
+    "错过",
+    "失败",
+    "撤销",
+    "播出率(%)",
+    "功放未确认",
+    "直播指定",
+    "直播到达",
+    "离线小时",
+];
+
+/// The header row in English (`lang=en`), in order.
 pub const HEADER: [&str; 17] = [
     "township",
     "township_code",
@@ -37,9 +58,18 @@ const BOM: char = '\u{feff}';
 /// a percentage with one decimal, empty when nothing was scheduled; hours
 /// offline have one decimal, empty for a village without an agent.
 pub fn villages(report: &Report) -> String {
+    villages_in(report, Lang::Zh)
+}
+
+/// [`villages`] with its header in `lang`.
+pub fn villages_in(report: &Report, lang: Lang) -> String {
     let mut out = String::with_capacity(256 * (report.total.villages as usize + 1));
     out.push(BOM);
-    push_record(&mut out, &HEADER.map(str::to_owned));
+    let header = match lang {
+        Lang::Zh => HEADER_ZH,
+        Lang::En => HEADER,
+    };
+    push_record(&mut out, &header.map(str::to_owned));
     let (first, last) = (report.period.from().to_string(), report.period.last().to_string());
     for (t, v) in report.villages() {
         let (p, live) = (&v.figures.plays, &v.figures.live);

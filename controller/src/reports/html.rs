@@ -1,7 +1,8 @@
 //! The printable report: one self-contained HTML page (inline CSS, inline
 //! SVG charts, no scripts, no external resources) that prints on A4. Made
 //! for a township's month; a county-wide or other period works the same.
-//! Labels are Chinese with English in parentheses. Every name is escaped.
+//! Labels are Chinese with English in parentheses (`Lang::Zh`), or English
+//! only (`Lang::En`). Every name is escaped.
 //!
 //! The page needs nothing from the network, so it can be served under a
 //! strict policy: `Content-Security-Policy: default-src 'none';
@@ -11,7 +12,7 @@ use chrono::{DateTime, Datelike};
 
 use super::markup::{count, escape, percent, put};
 use super::svg::{self, FAILED_COLOUR, MISSED_COLOUR, PLAYED_COLOUR, PREEMPTED_COLOUR};
-use super::{Figures, Report, ScopeKind};
+use super::{Figures, Lang, Report, ScopeKind};
 
 /// Below this compliance a table row is highlighted.
 const LOW_COMPLIANCE_PCT: f64 = 80.0;
@@ -19,74 +20,103 @@ const LOW_COMPLIANCE_PCT: f64 = 80.0;
 /// The report as a printable page; `generated_at_ms` is printed in its
 /// footer (the caller's clock: nothing here reads one).
 pub fn monthly(report: &Report, generated_at_ms: i64) -> String {
+    monthly_in(report, generated_at_ms, Lang::Zh)
+}
+
+/// [`monthly`] with its labels in `lang`.
+pub fn monthly_in(report: &Report, generated_at_ms: i64, lang: Lang) -> String {
     let title = escape(&report.title);
-    let period = period_label(report);
+    let period = period_label(report, lang);
+    let (html_lang, name) = match lang {
+        Lang::Zh => ("zh-CN", "广播运行报告 (Broadcast report)"),
+        Lang::En => ("en", "broadcast report"),
+    };
     let mut page = String::with_capacity(64 * 1024);
     put(
         &mut page,
         format_args!(
-            "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n\
+            "<!DOCTYPE html>\n<html lang=\"{html_lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-             <title>{title} {period} 广播运行报告 (Broadcast report)</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+             <title>{title} {period} {name}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
         ),
     );
-    put(
-        &mut page,
-        format_args!(
+    let header = match lang {
+        Lang::Zh => format!(
             "<header><h1>{title} 广播运行报告 <small>(Broadcast report)</small></h1>\n\
              <p class=\"period\">{period} · 统计区间 (Period) {} 至 (to) {} · 时区 (Time zone) {}</p></header>\n",
             report.period.from(),
             report.period.last(),
             escape(report.timezone),
         ),
-    );
-    summary(&mut page, &report.total);
+        Lang::En => format!(
+            "<header><h1>{title}: broadcast report</h1>\n\
+             <p class=\"period\">{period} · Period {} to {} · Time zone {}</p></header>\n",
+            report.period.from(),
+            report.period.last(),
+            escape(report.timezone),
+        ),
+    };
+    page.push_str(&header);
+    summary(&mut page, &report.total, lang);
 
-    page.push_str("<section class=\"charts\">\n<h2>每日情况 (Day by day)</h2>\n");
-    page.push_str(&svg::daily_outcomes("每日播出 (Items per day)", &report.days, &report.total.daily));
-    page.push_str(&svg::daily_compliance("每日播出率 (Compliance per day)", &report.days, &report.total.daily));
+    put(
+        &mut page,
+        format_args!("<section class=\"charts\">\n<h2>{}</h2>\n", lang.pick("每日情况 (Day by day)", "Day by day")),
+    );
+    let (days, daily) = (&report.days, &report.total.daily);
+    page.push_str(&svg::daily_outcomes(lang.pick("每日播出 (Items per day)", "Items per day"), days, daily, lang));
+    page.push_str(&svg::daily_compliance(
+        lang.pick("每日播出率 (Compliance per day)", "Compliance per day"),
+        days,
+        daily,
+        lang,
+    ));
     match report.townships.as_slice() {
-        [only] if report.scope == ScopeKind::Township => page.push_str(&svg::village_compliance(only)),
-        _ => page.push_str(&svg::township_compliance(report)),
+        [only] if report.scope == ScopeKind::Township => page.push_str(&svg::village_compliance(only, lang)),
+        _ => page.push_str(&svg::township_compliance(report, lang)),
     }
     page.push_str("</section>\n");
 
+    let total = format!("<strong>{}</strong>", lang.pick("合计 (Total)", "Total"));
     if report.scope != ScopeKind::Township {
-        page.push_str("<section>\n<h2>各乡镇 (Townships)</h2>\n<table>\n");
-        head(&mut page, "乡镇 (Township)");
+        put(&mut page, format_args!("<section>\n<h2>{}</h2>\n<table>\n", lang.pick("各乡镇 (Townships)", "Townships")));
+        head(&mut page, lang.pick("乡镇 (Township)", "Township"), lang);
         page.push_str("<tbody>\n");
         for t in &report.townships {
-            row(&mut page, &escape(&t.name), &t.figures);
+            row(&mut page, &escape(&t.name), &t.figures, lang);
         }
-        row(&mut page, "<strong>合计 (Total)</strong>", &report.total);
+        row(&mut page, &total, &report.total, lang);
         page.push_str("</tbody>\n</table>\n</section>\n");
     }
 
     for t in &report.townships {
         put(
             &mut page,
-            format_args!("<section class=\"villages\">\n<h2>{} 各村 (Villages)</h2>\n<table>\n", escape(&t.name)),
+            format_args!(
+                "<section class=\"villages\">\n<h2>{} {}</h2>\n<table>\n",
+                escape(&t.name),
+                lang.pick("各村 (Villages)", "villages")
+            ),
         );
-        head(&mut page, "村 (Village)");
+        head(&mut page, lang.pick("村 (Village)", "Village"), lang);
         page.push_str("<tbody>\n");
         for v in &t.villages {
             let name = format!("{} <span class=\"code\">{}</span>", escape(&v.name), escape(&v.code));
-            row(&mut page, &name, &v.figures);
+            row(&mut page, &name, &v.figures, lang);
         }
-        row(&mut page, "<strong>合计 (Total)</strong>", &t.figures);
+        row(&mut page, &total, &t.figures, lang);
         page.push_str("</tbody>\n</table>\n</section>\n");
     }
 
-    page.push_str(NOTES);
+    page.push_str(lang.pick(NOTES, NOTES_EN));
     let generated = DateTime::from_timestamp_millis(generated_at_ms)
         .map(|t| t.with_timezone(&report.period.tz()).format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_default();
-    put(
-        &mut page,
-        format_args!(
-            "<footer>生成于 (Generated) {generated} · Dalaba 县级应急广播平台 (county broadcast controller)</footer>\n</body>\n</html>\n"
-        ),
+    let footer = lang.pick(
+        "生成于 (Generated) {generated} · Dalaba 县级应急广播平台 (county broadcast controller)",
+        "Generated {generated} · Dalaba county broadcast controller",
     );
+    put(&mut page, format_args!("<footer>{}</footer>\n</body>\n</html>\n", footer.replace("{generated}", &generated)));
     page
 }
 
@@ -95,31 +125,41 @@ fn hours(h: Option<f64>) -> String {
     h.map_or_else(|| "—".to_owned(), |h| format!("{h:.1}"))
 }
 
-/// `2026年11月 (November 2026)` for a month, else the first and last days.
-fn period_label(report: &Report) -> String {
+/// `2026年11月 (November 2026)` (`November 2026` in English) for a
+/// month, else the first and last days.
+fn period_label(report: &Report, lang: Lang) -> String {
     let p = &report.period;
     if p.is_month() {
         let from = p.from();
-        format!("{}年{}月 ({})", from.year(), from.month(), from.format("%B %Y"))
+        match lang {
+            Lang::Zh => format!("{}年{}月 ({})", from.year(), from.month(), from.format("%B %Y")),
+            Lang::En => from.format("%B %Y").to_string(),
+        }
     } else {
         format!("{} – {}", p.from(), p.last())
     }
 }
 
-fn summary(page: &mut String, f: &Figures) {
+fn summary(page: &mut String, f: &Figures, lang: Lang) {
     let p = &f.plays;
     page.push_str("<section class=\"tiles\">\n");
     let tiles = [
-        ("播出率 (Compliance)", percent(p.compliance_pct())),
-        ("应播 (Scheduled)", count(p.scheduled())),
-        ("已播 (Played)", count(p.played)),
-        ("被插播 (Preempted)", count(p.preempted)),
-        ("错过 (Missed)", count(p.missed)),
-        ("失败 (Failed)", count(p.failed)),
-        ("功放未确认 (Amplifier not confirmed)", count(p.amplifier_unconfirmed)),
-        ("直播到达 (Live sessions reached)", format!("{} / {}", count(f.live.reached), count(f.live.targeted))),
-        ("有报告的村 (Villages reporting)", format!("{} / {}", count(f.villages_reporting), count(f.villages))),
-        ("离线时长 (Hours offline)", hours(f.hours_offline)),
+        (lang.pick("播出率 (Compliance)", "Compliance"), percent(p.compliance_pct())),
+        (lang.pick("应播 (Scheduled)", "Scheduled"), count(p.scheduled())),
+        (lang.pick("已播 (Played)", "Played"), count(p.played)),
+        (lang.pick("被插播 (Preempted)", "Preempted"), count(p.preempted)),
+        (lang.pick("错过 (Missed)", "Missed"), count(p.missed)),
+        (lang.pick("失败 (Failed)", "Failed"), count(p.failed)),
+        (lang.pick("功放未确认 (Amplifier not confirmed)", "Amplifier not confirmed"), count(p.amplifier_unconfirmed)),
+        (
+            lang.pick("直播到达 (Live sessions reached)", "Live sessions reached"),
+            format!("{} / {}", count(f.live.reached), count(f.live.targeted)),
+        ),
+        (
+            lang.pick("有报告的村 (Villages reporting)", "Villages reporting"),
+            format!("{} / {}", count(f.villages_reporting), count(f.villages)),
+        ),
+        (lang.pick("离线时长 (Hours offline)", "Hours offline"), hours(f.hours_offline)),
     ];
     for (label, value) in tiles {
         put(
@@ -133,23 +173,32 @@ fn summary(page: &mut String, f: &Figures) {
     page.push_str("</section>\n");
 }
 
-fn head(page: &mut String, first: &str) {
+fn head(page: &mut String, first: &str, lang: Lang) {
+    let l = |zh, en| lang.pick(zh, en);
     put(
         page,
         format_args!(
-            "<thead><tr><th>{first}</th><th>应播<br>(Scheduled)</th>\
-             <th><i style=\"background:{PLAYED_COLOUR}\"></i>已播<br>(Played)</th>\
-             <th><i style=\"background:{PREEMPTED_COLOUR}\"></i>被插播<br>(Preempted)</th>\
-             <th><i style=\"background:{MISSED_COLOUR}\"></i>错过<br>(Missed)</th>\
-             <th><i style=\"background:{FAILED_COLOUR}\"></i>失败<br>(Failed)</th>\
-             <th>播出率<br>(Compliance)</th><th>功放未确认<br>(Amp. not confirmed)</th>\
-             <th>直播到达<br>(Live reached)</th><th>离线小时<br>(Hours offline)</th></tr></thead>\n"
+            "<thead><tr><th>{first}</th><th>{}</th>\
+             <th><i style=\"background:{PLAYED_COLOUR}\"></i>{}</th>\
+             <th><i style=\"background:{PREEMPTED_COLOUR}\"></i>{}</th>\
+             <th><i style=\"background:{MISSED_COLOUR}\"></i>{}</th>\
+             <th><i style=\"background:{FAILED_COLOUR}\"></i>{}</th>\
+             <th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead>\n",
+            l("应播<br>(Scheduled)", "Scheduled"),
+            l("已播<br>(Played)", "Played"),
+            l("被插播<br>(Preempted)", "Preempted"),
+            l("错过<br>(Missed)", "Missed"),
+            l("失败<br>(Failed)", "Failed"),
+            l("播出率<br>(Compliance)", "Compliance"),
+            l("功放未确认<br>(Amp. not confirmed)", "Amp. not confirmed"),
+            l("直播到达<br>(Live reached)", "Live reached"),
+            l("离线小时<br>(Hours offline)", "Hours offline"),
         ),
     );
 }
 
 /// A table row; `name` is markup the caller escaped.
-fn row(page: &mut String, name: &str, f: &Figures) {
+fn row(page: &mut String, name: &str, f: &Figures, lang: Lang) {
     let p = &f.plays;
     let pct = p.compliance_pct();
     let class = match pct {
@@ -166,7 +215,7 @@ fn row(page: &mut String, name: &str, f: &Figures) {
             count(p.preempted),
             count(p.missed),
             count(p.failed),
-            if pct.is_none() { "无数据 (no reports)".to_owned() } else { percent(pct) },
+            if pct.is_none() { lang.pick("无数据 (no reports)", "no reports").to_owned() } else { percent(pct) },
             count(p.amplifier_unconfirmed),
             count(f.live.reached),
             count(f.live.targeted),
@@ -216,6 +265,21 @@ const NOTES: &str = "<section class=\"notes\">
 <li>直播到达 (Live reached)：统计期内开始的直播中，本村终端实际播出的场次 / 指定本村的场次。 Live sessions started in the period that played in the village / that targeted it.</li>
 <li>离线时长 (Hours offline)：已登记终端的村，自登记（或统计区间开始）至区间结束（本月则至当前），没有任何终端在线的小时数；未登记终端的村显示“—”。 Hours in which no board of the village was connected, from its enrolment (or the period's start) to the period's end (or now); villages without a board show “—”.</li>
 <li>近期数据会随离线终端补报而增加。 Recent days may grow as offline boards deliver their logs.</li>
+</ul>
+</section>
+";
+
+/// What the figures mean, in English.
+const NOTES_EN: &str = "<section class=\"notes\">
+<h2>Notes</h2>
+<ul>
+<li>Scheduled: items the village boards reported as due: played, preempted, missed and failed (withdrawn items are not due). A village with no board, or whose board never reported, shows “no reports”.</li>
+<li>Compliance: played ÷ scheduled.</li>
+<li>Preempted: interrupted by a live or emergency broadcast and not resumed within its window.</li>
+<li>Amplifier not confirmed: audio started but the relay never confirmed the amplifier on; boards without a relay driver count every item.</li>
+<li>Live reached: live sessions started in the period that played in the village / that targeted it.</li>
+<li>Hours offline: hours in which no board of the village was connected, from its enrolment (or the period's start) to the period's end (or now); villages without a board show “—”.</li>
+<li>Recent days may grow as offline boards deliver their logs.</li>
 </ul>
 </section>
 ";

@@ -12,7 +12,7 @@
 //! let selection = Selection::new(&store.regions()?, &scope)?;
 //! let counts = store.report_counts(&selection.village_ids(), &period.spans()?)?;
 //! let report = Report::build(&selection, &period, &counts);
-//! html::monthly(&report, now_ms) | csv::villages(&report) | svg::daily_outcomes(…)
+//! html::monthly_in(&report, now_ms, lang) | csv::villages_in(&report, lang) | svg::daily_outcomes(…)
 //! ```
 //!
 //! The store aggregates in SQL (one row per village and day, one per village
@@ -92,6 +92,30 @@ pub use model::{
 };
 pub use offline::VillagePresence;
 pub use period::{DaySpan, Period};
+
+/// The language of a report's CSV header, page and chart labels
+/// (`lang=zh|en`). Chinese (the default) keeps the English in parentheses
+/// after each label, as printouts have always had; English has English
+/// only. Names from the directory are shown as they are either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// 中文 (with English in parentheses).
+    #[default]
+    Zh,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// `zh` or `en` by the language.
+    pub fn pick<'a>(self, zh: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::Zh => zh,
+            Lang::En => en,
+        }
+    }
+}
 
 /// Why a report cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

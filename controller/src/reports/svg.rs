@@ -6,7 +6,7 @@
 use chrono::{Datelike, NaiveDate};
 
 use super::markup::{count, escape, percent, put};
-use super::{PlayCounts, Report, TownshipReport};
+use super::{Lang, PlayCounts, Report, TownshipReport};
 
 /// Played items (the HTML legend uses the same colours).
 pub const PLAYED_COLOUR: &str = "#2e7d32";
@@ -35,7 +35,7 @@ const LABEL_WIDTH: f64 = 140.0;
 const LABEL_CHARS: usize = 10;
 
 /// Played, preempted, missed and failed items per day, stacked.
-pub fn daily_outcomes(title: &str, days: &[NaiveDate], daily: &[PlayCounts]) -> String {
+pub fn daily_outcomes(title: &str, days: &[NaiveDate], daily: &[PlayCounts], lang: Lang) -> String {
     let max = daily.iter().map(PlayCounts::scheduled).max().unwrap_or(0);
     let step = nice_step(max.div_ceil(4));
     let top = step * 4;
@@ -46,10 +46,18 @@ pub fn daily_outcomes(title: &str, days: &[NaiveDate], daily: &[PlayCounts]) -> 
     }
     for (i, (day, c)) in days.iter().zip(daily).enumerate() {
         let (x, w) = plot.bar(i);
-        let tip = format!(
-            "{day}: 已播 (played) {}, 被插播 (preempted) {}, 错过 (missed) {}, 失败 (failed) {}",
-            c.played, c.preempted, c.missed, c.failed
-        );
+        let tip = match lang {
+            Lang::Zh => format!(
+                "{day}: 已播 (played) {}, 被插播 (preempted) {}, 错过 (missed) {}, 失败 (failed) {}",
+                c.played, c.preempted, c.missed, c.failed
+            ),
+            Lang::En => {
+                format!(
+                    "{day}: played {}, preempted {}, missed {}, failed {}",
+                    c.played, c.preempted, c.missed, c.failed
+                )
+            }
+        };
         put(&mut svg, format_args!("<g><title>{}</title>", escape(&tip)));
         let mut y = plot.bottom();
         for (n, colour) in [
@@ -70,10 +78,10 @@ pub fn daily_outcomes(title: &str, days: &[NaiveDate], daily: &[PlayCounts]) -> 
     legend(
         &mut svg,
         &[
-            ("已播 (played)", PLAYED_COLOUR),
-            ("被插播 (preempted)", PREEMPTED_COLOUR),
-            ("错过 (missed)", MISSED_COLOUR),
-            ("失败 (failed)", FAILED_COLOUR),
+            (lang.pick("已播 (played)", "played"), PLAYED_COLOUR),
+            (lang.pick("被插播 (preempted)", "preempted"), PREEMPTED_COLOUR),
+            (lang.pick("错过 (missed)", "missed"), MISSED_COLOUR),
+            (lang.pick("失败 (failed)", "failed"), FAILED_COLOUR),
         ],
     );
     svg.push_str("</svg>");
@@ -82,7 +90,7 @@ pub fn daily_outcomes(title: &str, days: &[NaiveDate], daily: &[PlayCounts]) -> 
 
 /// Compliance per day, 0–100 %, coloured green (≥ 95 %), amber (≥ 80 %) or
 /// red; a grey stub marks a day with nothing reported.
-pub fn daily_compliance(title: &str, days: &[NaiveDate], daily: &[PlayCounts]) -> String {
+pub fn daily_compliance(title: &str, days: &[NaiveDate], daily: &[PlayCounts], lang: Lang) -> String {
     let mut svg = open(title, WIDTH, DAILY_HEIGHT);
     let plot = Plot::new(days.len());
     for k in 0..=4 {
@@ -91,7 +99,7 @@ pub fn daily_compliance(title: &str, days: &[NaiveDate], daily: &[PlayCounts]) -
     for (i, (day, c)) in days.iter().zip(daily).enumerate() {
         let (x, w) = plot.bar(i);
         let pct = c.compliance_pct();
-        let tip = format!("{day}: 播出率 (compliance) {}", percent(pct));
+        let tip = format!("{day}: {} {}", lang.pick("播出率 (compliance)", "compliance"), percent(pct));
         put(&mut svg, format_args!("<g><title>{}</title>", escape(&tip)));
         match pct {
             Some(p) => {
@@ -110,7 +118,7 @@ pub fn daily_compliance(title: &str, days: &[NaiveDate], daily: &[PlayCounts]) -
 
 /// One horizontal compliance bar per named row (townships or villages), in
 /// the given order; a row without reports says so instead of a bar.
-pub fn compliance_by(title: &str, rows: &[(&str, Option<f64>)]) -> String {
+pub fn compliance_by(title: &str, rows: &[(&str, Option<f64>)], lang: Lang) -> String {
     let height = TOP + ROW * rows.len() as f64 + 8.0;
     let mut svg = open(title, WIDTH, height);
     let bar_space = WIDTH - LABEL_WIDTH - 64.0;
@@ -129,7 +137,7 @@ pub fn compliance_by(title: &str, rows: &[(&str, Option<f64>)]) -> String {
     for (i, (name, pct)) in rows.iter().enumerate() {
         let y = TOP + ROW * i as f64;
         let label = shorten(name, LABEL_CHARS);
-        let tip = format!("{name}: 播出率 (compliance) {}", percent(*pct));
+        let tip = format!("{name}: {} {}", lang.pick("播出率 (compliance)", "compliance"), percent(*pct));
         put(&mut svg, format_args!("<g><title>{}</title>", escape(&tip)));
         put(
             &mut svg,
@@ -157,9 +165,10 @@ pub fn compliance_by(title: &str, rows: &[(&str, Option<f64>)]) -> String {
             None => put(
                 &mut svg,
                 format_args!(
-                    r#"<text x="{:.1}" y="{:.1}" fill="{NO_DATA_COLOUR}">无数据 (no reports)</text>"#,
+                    r#"<text x="{:.1}" y="{:.1}" fill="{NO_DATA_COLOUR}">{}</text>"#,
                     LABEL_WIDTH + 4.0,
-                    y + 15.0
+                    y + 15.0,
+                    lang.pick("无数据 (no reports)", "no reports")
                 ),
             ),
         }
@@ -170,17 +179,21 @@ pub fn compliance_by(title: &str, rows: &[(&str, Option<f64>)]) -> String {
 }
 
 /// Compliance of each township of a report.
-pub fn township_compliance(report: &Report) -> String {
+pub fn township_compliance(report: &Report, lang: Lang) -> String {
     let rows: Vec<(&str, Option<f64>)> =
         report.townships.iter().map(|t| (t.name.as_str(), t.figures.plays.compliance_pct())).collect();
-    compliance_by("各乡镇播出率 (Compliance by township)", &rows)
+    compliance_by(lang.pick("各乡镇播出率 (Compliance by township)", "Compliance by township"), &rows, lang)
 }
 
 /// Compliance of each village of a township.
-pub fn village_compliance(township: &TownshipReport) -> String {
+pub fn village_compliance(township: &TownshipReport, lang: Lang) -> String {
     let rows: Vec<(&str, Option<f64>)> =
         township.villages.iter().map(|v| (v.name.as_str(), v.figures.plays.compliance_pct())).collect();
-    compliance_by(&format!("{} 各村播出率 (Compliance by village)", township.name), &rows)
+    let title = match lang {
+        Lang::Zh => format!("{} 各村播出率 (Compliance by village)", township.name),
+        Lang::En => format!("{}: compliance by village", township.name),
+    };
+    compliance_by(&title, &rows, lang)
 }
 
 /// The colour of a compliance.
@@ -328,7 +341,7 @@ mod tests {
     #[test]
     fn stacked_bars_have_one_group_per_day_and_scale_to_the_busiest() {
         let d = days(3);
-        let svg = daily_outcomes("t", &d, &[counts(18, 1, 1), PlayCounts::default(), counts(40, 0, 0)]);
+        let svg = daily_outcomes("t", &d, &[counts(18, 1, 1), PlayCounts::default(), counts(40, 0, 0)], Lang::Zh);
         assert!(svg.starts_with(r#"<svg xmlns="http://www.w3.org/2000/svg""#), "{svg}");
         assert!(svg.ends_with("</svg>"));
         assert_eq!(svg.matches("<g><title>").count(), 3);
@@ -339,18 +352,18 @@ mod tests {
 
     #[test]
     fn compliance_bars_show_no_reports_apart_from_zero() {
-        let svg = compliance_by("t", &[("城关镇", Some(0.0)), ("玉都镇", None), ("高平镇", Some(96.0))]);
+        let svg = compliance_by("t", &[("城关镇", Some(0.0)), ("玉都镇", None), ("高平镇", Some(96.0))], Lang::Zh);
         assert!(svg.contains(">0.0%</text>"));
         assert!(svg.contains("无数据 (no reports)"));
         assert!(svg.contains(&format!(r#"fill="{PLAYED_COLOUR}""#)));
-        let long = compliance_by("t", &[("一二三四五六七八九十十一", Some(50.0))]);
+        let long = compliance_by("t", &[("一二三四五六七八九十十一", Some(50.0))], Lang::Zh);
         assert!(long.contains(">一二三四五六七八九…</text>"), "{long}");
     }
 
     #[test]
     fn a_year_labels_the_first_of_each_month() {
         let year: Vec<NaiveDate> = NaiveDate::from_ymd_opt(2026, 1, 1).expect("day").iter_days().take(365).collect();
-        let svg = daily_compliance("t", &year, &vec![counts(1, 0, 0); 365]);
+        let svg = daily_compliance("t", &year, &vec![counts(1, 0, 0); 365], Lang::Zh);
         assert_eq!(svg.matches(r#"text-anchor="middle""#).count(), 12);
         assert!(svg.contains(">12/1</text>"));
     }

@@ -246,7 +246,7 @@ fn csv_export_keeps_a_formula_name_as_text() {
     let c = november();
     let text = csv::villages(&report(&c, &Scope::County));
     let lines: Vec<&str> = text.trim_start_matches('\u{feff}').split("\r\n").collect();
-    assert_eq!(lines[0], csv::HEADER.join(","));
+    assert_eq!(lines[0], csv::HEADER_ZH.join(","));
     assert_eq!(lines[1], "城关镇,620821100000,王家沟村,620821100200,2026-11-01,2026-11-30,8,5,1,1,1,1,62.5,1,1,1,");
     assert_eq!(
         lines[2],
@@ -268,7 +268,7 @@ fn csv_export_keeps_a_formula_name_as_text() {
 fn script_in_a_name_is_inert_in_charts_and_page() {
     let c = november();
     let r = report(&c, &Scope::Township(c.township_a));
-    let chart = svg::village_compliance(&r.townships[0]);
+    let chart = svg::village_compliance(&r.townships[0], Lang::Zh);
     assert!(!chart.contains("<script"), "{chart}");
     assert!(chart.contains("<title>&lt;script&gt;alert(1)&lt;/script&gt;: 播出率 (compliance) —</title>"), "{chart}");
     let page = html::monthly(&r, at(30, 12, 0));
@@ -349,4 +349,24 @@ fn hours_offline_come_from_the_presence_history() {
     let page = html::monthly(&r, to);
     assert!(page.contains("离线时长 (Hours offline)"), "the tile");
     assert!(page.contains("<td>696.0</td></tr>"), "the village's row");
+}
+
+#[test]
+fn english_labels_follow_lang() {
+    let c = november();
+    let r = report(&c, &Scope::County);
+    let en = csv::villages_in(&r, Lang::En);
+    let header = en.trim_start_matches('\u{feff}').split("\r\n").next().unwrap_or_default();
+    assert_eq!(header, csv::HEADER.join(","));
+    assert!(csv::villages(&r).contains("乡镇,乡镇代码,村,村代码"), "Chinese by default");
+    let page = html::monthly_in(&r, at(30, 12, 0), Lang::En);
+    assert!(page.contains("<html lang=\"en\">"));
+    assert!(page.contains("<title>泾川县 November 2026 broadcast report</title>"), "names stay as they are");
+    assert!(page.contains("<div class=\"label\">Compliance</div>"));
+    assert!(page.contains("Compliance by township") && page.contains("no reports"));
+    assert!(page.contains("<h2>Notes</h2>") && page.contains("Generated 2026-11-30 12:00"));
+    let chinese = ["播出", "应播", "已播", "离线", "合计", "说明", "生成于", "无数据"];
+    assert!(!chinese.iter().any(|w| page.contains(w)), "no Chinese label left in the English page");
+    let zh = html::monthly(&r, at(30, 12, 0));
+    assert!(zh.contains("<html lang=\"zh-CN\">") && zh.contains("说明 (Notes)"));
 }

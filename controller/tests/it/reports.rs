@@ -124,6 +124,7 @@ async fn the_csv_and_the_page_are_inert_and_bad_queries_say_why() {
         ("from=2024-01-01&to=2025-06-01", StatusCode::BAD_REQUEST, "1 to 366 days"),
         ("month=2025-06&township=999999", StatusCode::NOT_FOUND, "999999"),
         ("month=2025-06&colour=red", StatusCode::BAD_REQUEST, "colour"),
+        ("month=2025-06&lang=fr", StatusCode::BAD_REQUEST, "fr"),
     ] {
         let (got, body) = call(&h.app, Method::GET, &format!("/api/v1/reports?{query}"), Payload::None).await;
         assert_eq!(got, status, "{query}: {body}");
@@ -133,4 +134,43 @@ async fn the_csv_and_the_page_are_inert_and_bad_queries_say_why() {
     let path = format!("/api/v1/reports?month=2025-06&township={}", s.villages[0]);
     let (got, body) = call(&h.app, Method::GET, &path, Payload::None).await;
     assert_eq!(got, StatusCode::BAD_REQUEST, "a village is not a township: {body}");
+}
+
+#[tokio::test]
+async fn hours_offline_and_the_language_of_the_csv_and_page() {
+    let h = Harness::new();
+    let s = seed(&h.app).await;
+    let (a, _) = enrol(&h.app, s.villages[0], "pi-a").await;
+    // Enrolled at T0 (15 June 15:06:40 UTC); online from T0 + 1 h to T0 + 3 h,
+    // and again from T0 + 5 h on; the report is read at T0 + 10 h.
+    let hour = 3_600_000;
+    h.state.store.record_presence_connected(&a, T0 + hour).expect("connect");
+    h.state.store.record_presence_disconnected(&a, T0 + 3 * hour).expect("disconnect");
+    h.state.store.record_presence_connected(&a, T0 + 5 * hour).expect("connect");
+    h.state.clock.advance_ms(10 * hour);
+    let (status, report) = call(&h.app, Method::GET, "/api/v1/reports?month=2025-06", Payload::None).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let village = &report["townships"][0]["villages"][0];
+    assert_eq!((&village["hours_offline"], &village["offline_ms"]), (&json!(3.0), &json!(3 * hour)), "{village}");
+    let without = &report["townships"][0]["villages"][1];
+    assert_eq!(without["hours_offline"], Value::Null, "no agent: not counted");
+    assert_eq!(report["townships"][0]["hours_offline"], 3.0);
+    assert_eq!(report["hours_offline"], Value::Null, "the total is under `total`");
+    assert_eq!(report["total"]["hours_offline"], 3.0);
+
+    let (_, _, bytes) =
+        fetch(&h.app, request(Method::GET, "/api/v1/reports/villages.csv?month=2025-06&lang=en", Payload::None)).await;
+    let csv = String::from_utf8_lossy(&bytes);
+    assert!(csv.starts_with("\u{feff}township,township_code,village,"), "{csv}");
+    assert!(csv.contains(",hours_offline\r\n") && csv.contains(",3.0\r\n"), "{csv}");
+    let (_, _, bytes) =
+        fetch(&h.app, request(Method::GET, "/api/v1/reports/villages.csv?month=2025-06", Payload::None)).await;
+    assert!(String::from_utf8_lossy(&bytes).starts_with("\u{feff}乡镇,乡镇代码,村,"), "Chinese by default");
+    let (_, _, bytes) =
+        fetch(&h.app, request(Method::GET, "/api/v1/reports/monthly.html?month=2025-06&lang=en", Payload::None)).await;
+    let page = String::from_utf8_lossy(&bytes);
+    assert!(page.contains("<html lang=\"en\">") && page.contains("Hours offline") && !page.contains("离线"), "{page}");
+    let (_, _, bytes) =
+        fetch(&h.app, request(Method::GET, "/api/v1/reports/monthly.html?month=2025-06&lang=zh", Payload::None)).await;
+    assert!(String::from_utf8_lossy(&bytes).contains("离线时长 (Hours offline)"));
 }

@@ -201,7 +201,8 @@ async fn post(settings: &WebhookSettings, tls: &Option<Arc<rustls::ClientConfig>
     let mut request = hyper::Request::builder()
         .method("POST")
         .uri(path)
-        .header(hyper::header::HOST, url.authority().map_or(host, |a| a.as_str()))
+        // The authority without any `user:password@`.
+        .header(hyper::header::HOST, url.authority().map_or(host, |a| a.as_str().rsplit('@').next().unwrap_or(host)))
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .header(hyper::header::USER_AGENT, concat!("dalaba-controller/", env!("CARGO_PKG_VERSION")));
     if let Some(secret) = &settings.secret {

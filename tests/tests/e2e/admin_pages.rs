@@ -383,6 +383,14 @@ async fn an_admin_manages_accounts_and_tokens_and_reads_them_in_the_audit_log() 
         row[1].as_str().is_some_and(|t| t.contains("查看") && t.contains("应急广播") && t.contains("从未使用")),
         "{row}"
     );
+    browser.click("[data-token-copy]").await.expect("copy");
+    let copied = wait(
+        &browser,
+        "the copy answered",
+        "return document.querySelector('[data-token-secret-box] .copy-status').textContent || null;",
+    )
+    .await;
+    assert!(copied == json!("已复制") || copied == json!("已选中，请按 Ctrl+C 复制"), "{copied}");
     js(&browser, "document.querySelector('[data-token-secret-box]').scrollIntoView(); return true;").await;
     screenshot(&browser, "tokens.png").await;
     let bearer = format!("{{ credentials: 'omit', headers: {{ Authorization: 'Bearer ' + {} }} }}", lit(&secret));

@@ -121,6 +121,8 @@ async fn screenshot(browser: &Browser, name: &str) {
     let Some(dir) = std::env::var_os("DALABA_SCREENSHOTS") else { return };
     let dir = std::path::PathBuf::from(dir);
     std::fs::create_dir_all(&dir).expect("screenshot directory");
+    // No focus ring on whatever was typed into last.
+    js(browser, "if (document.activeElement) document.activeElement.blur(); return true;").await;
     let png = browser.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     std::fs::write(dir.join(name), png).expect("write screenshot");

@@ -105,7 +105,12 @@ pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> 
     let method = req.method().clone();
     let route =
         req.extensions().get::<MatchedPath>().map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
-    let path = req.uri().path().to_owned();
+    // The path as the caller sent it: inside the nested `/api/v1` router
+    // the request's own URI has lost the prefix.
+    let path = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| req.uri().path().to_owned(), |u| u.path().to_owned());
     let ip = peer_ip(req.extensions());
     let need = policy::need(&method, &route);
     let audited = policy::changes_state(&method, &route);
@@ -194,12 +199,16 @@ fn query_value(query: Option<&str>, name: &str) -> Option<String> {
     query?.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
 }
 
-/// The village a route names (`/villages/{id}/…`), for the audit log.
+/// The village a route names (`/villages/{id}/…`), for the audit log. The
+/// route is matched inside the nested `/api/v1` router (no prefix); the
+/// path is the caller's (with it).
 fn village_of(route: &str, path: &str) -> Option<i64> {
-    if !route.starts_with("/api/v1/villages/{id}") {
+    let route = route.strip_prefix("/api/v1").unwrap_or(route);
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    if !route.starts_with("/villages/{id}") {
         return None;
     }
-    path.strip_prefix("/api/v1/villages/")?.split('/').next()?.parse().ok()
+    path.strip_prefix("/villages/")?.split('/').next()?.parse().ok()
 }
 
 /// A session cookie or an API token; `Err((why, clear the cookie))`.
@@ -311,6 +320,7 @@ mod tests {
         assert_eq!(a.login_attempt(Some(other), 1_000), Ok(()));
         assert_eq!(a.login_attempt(Some(ip), LOGIN_WINDOW_MS + 10), Ok(()), "the window moved on");
         assert_eq!(village_of("/api/v1/villages/{id}/plan", "/api/v1/villages/42/plan"), Some(42));
+        assert_eq!(village_of("/villages/{id}/plan", "/api/v1/villages/42/plan"), Some(42), "as nested");
         assert_eq!(village_of("/api/v1/schedules/{id}", "/api/v1/schedules/42"), None);
         assert_eq!(query_value(Some("a=1&csrf=x-y_z"), "csrf"), Some("x-y_z".into()));
         assert_eq!(query_value(Some("csrfx=1"), "csrf"), None);

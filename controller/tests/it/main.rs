@@ -19,6 +19,7 @@ mod alarms;
 mod alert_cli;
 mod alert_sessions;
 mod alerts;
+mod audit_records;
 mod csv;
 mod directory;
 mod enrolment;

@@ -90,6 +90,17 @@ struct Memory {
     last_online_ms: HashMap<String, i64>,
 }
 
+impl Memory {
+    /// Forgets agents no longer enrolled.
+    fn forget_all_but(&mut self, agents: &[crate::store::Agent]) {
+        let enrolled: std::collections::HashSet<&str> = agents.iter().map(|a| a.id.as_str()).collect();
+        self.plays.retain(|id, _| enrolled.contains(id.as_str()));
+        self.sync_failing.retain(|id, _| enrolled.contains(id.as_str()));
+        self.emergency.retain(|id, _| enrolled.contains(id.as_str()));
+        self.last_online_ms.retain(|id, _| enrolled.contains(id.as_str()));
+    }
+}
+
 impl Alarms {
     /// A service started at `now_ms` (offline time is never counted from
     /// before it: the controller cannot know).
@@ -175,6 +186,7 @@ impl Alarms {
         let views = st.presence.views();
         let facts: Vec<AgentFacts> = {
             let mut memory = self.lock();
+            memory.forget_all_but(&agents);
             agents
                 .iter()
                 .map(|agent| {

@@ -25,6 +25,8 @@
 //                                       an agent's sync state: up_to_date |
 //                                       downloading | failed | none
 //   [data-village-day-link]             the panel's link to the village's day
+//   #alarms[data-loaded][data-count]    the operator alarms (alarms.js
+//                                       lists its hooks)
 //   window.__errors                     script errors seen on the page
 //
 // The operator pages (router.js; hash routes #/library, #/schedules,
@@ -74,7 +76,7 @@
 // model.js (agents by village), tree.js (region tree, cards, counts),
 // filters.js (filters, collapsing), panel.js (village panel), enrol.js
 // (enrolment codes), remove.js (removing an agent), sync.js (loading,
-// retry banner, event stream); the pages: router.js (views by hash),
+// retry banner, event stream), alarms.js (the operator alarms); the pages: router.js (views by hash),
 // ui.js (page helpers), library.js, schedules.js (list, quiet hours),
 // editor.js with recurrence.js and targets.js, week.js, villageday.js,
 // the live console live.js with livesession.js and mic.js (whose
@@ -82,7 +84,7 @@
 // i18n-live.js hold their strings. This one wires them up. The imports form no
 // cycle. errors.js, the error collector, is a classic script that
 // index.html loads before this module.
-import { startAlarms } from './alarms.js';
+import { relabelAlarms, startAlarms } from './alarms.js';
 import { initEnrol } from './enrol.js';
 import { applyFilters, restoreCollapsed, setCollapsed } from './filters.js';
 import { initialLang, switchLang, t, tagLabel } from './i18n.js';
@@ -106,6 +108,7 @@ function applyLang() {
   setText($('lang-toggle'), t('langButton'));
   $('lang-toggle').setAttribute('aria-label', t('langAria'));
   relabelLive();
+  relabelAlarms();
   relabelPage();
   if (!state.built) return;
   for (const e of state.twEls.values()) {

@@ -164,6 +164,7 @@ export function connectEvents() {
       reloadOnOpen = false;
       requestLoad(false);
       for (const fn of liveListeners) fn(null);
+      for (const fn of alarmListeners) fn(null);
     }
   });
   es.addEventListener('error', () => {
@@ -197,9 +198,19 @@ export function connectEvents() {
     }
     for (const fn of liveListeners) fn(e);
   });
+  es.addEventListener('alarm', (ev) => {
+    let a;
+    try {
+      a = JSON.parse(ev.data);
+    } catch (_) {
+      return;
+    }
+    for (const fn of alarmListeners) fn(a);
+  });
   es.addEventListener('resync', () => {
     requestLoad(false);
     for (const fn of liveListeners) fn(null);
+    for (const fn of alarmListeners) fn(null);
   });
 }
 
@@ -210,6 +221,15 @@ const liveListeners = new Set();
 export function onLiveEvent(fn) {
   liveListeners.add(fn);
   return () => liveListeners.delete(fn);
+}
+
+// Who hears the stream's operator alarms (the dashboard's panel): `fn(alarm)`
+// for each raise, clear or acknowledgement, `fn(null)` when some may have
+// been missed (reload).
+const alarmListeners = new Set();
+export function onAlarmEvent(fn) {
+  alarmListeners.add(fn);
+  return () => alarmListeners.delete(fn);
 }
 
 function onAgentEvent(a) {

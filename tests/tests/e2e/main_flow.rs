@@ -579,3 +579,143 @@ async fn a_township_operator_uploads_schedules_sees_it_play_in_the_township_and_
     assert_eq!(plays["events"], json!([]), "nothing played in 第2乡");
     assert_eq!(errors(&browser).await, json!([]), "no script errors");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_villages_raise_alarms_on_the_dashboard_an_operator_acknowledges_and_a_viewer_only_reads() {
+    let mut c = Cluster::start(2).await;
+    let (v1, v2) = (c.village_id(0).await, c.village_id(1).await);
+    let dir1 = c.enrol_agent("agent1", v1).await;
+    let dir2 = c.enrol_agent("agent2", v2).await;
+    // Alarms after one minute offline (the shortest allowed), evaluated
+    // often; no clock or disk alarms (a loaded test machine may measure a
+    // clock offset over a second, and its disk may be nearly full).
+    c.controller.take().expect("controller").kill().await;
+    let config = c.dir.path().join("controller.toml");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(
+        "[alarms]\noffline_after_minutes = 1\nevaluate_every_secs = 2\n\
+         clock_offset_max_ms = 3600000\ndisk_free_min_mb = 0\n",
+    );
+    std::fs::write(&config, text).expect("config");
+    c.start_controller().await;
+    let mut a1 = start_agent("agent1", &dir1);
+    let mut a2 = start_agent("agent2", &dir2);
+    c.wait_online(2, WAIT).await;
+    create_user(&c, "duty.operator", "operator", None, "duty operator password");
+    create_user(&c, "county.viewer", "viewer", None, "county viewer password");
+
+    let browser = Browser::start().await.expect("browser");
+    log_in(&browser, &c, "#/", "duty.operator", "duty operator password").await;
+    let clear = browser
+        .wait_until(
+            "the panel loaded, all clear",
+            "const s = document.getElementById('alarms'); const e = document.getElementById('alarms-empty'); \
+             return s.dataset.loaded === 'true' && s.dataset.count === '0' && !e.hidden \
+               && document.getElementById('alarms-count').hidden ? e.textContent : null;",
+            WAIT,
+        )
+        .await;
+    if clear.is_err() {
+        let panel = browser.eval("return document.getElementById('alarms').outerHTML;").await.expect("eval");
+        panic!("not all clear: {panel}");
+    }
+
+    // Both boards go dark; after the threshold the panel shows both, from
+    // the event stream (the page is not reloaded), newest first.
+    a1.kill().await;
+    a2.kill().await;
+    let rows = "return [...document.querySelectorAll('#alarms-list [data-alarm-id]')] \
+                  .map(r => [r.dataset.kind, r.querySelector('[data-alarm-text]').textContent, \
+                             !r.querySelector('[data-alarm-ack]').hidden]);";
+    browser
+        .wait_until(
+            "two offline alarms in the panel",
+            "return document.querySelectorAll('#alarms-list [data-alarm-id][data-kind=\"offline\"]').length === 2;",
+            Duration::from_secs(150),
+        )
+        .await
+        .expect("alarms raised");
+    let shown = browser.eval(rows).await.expect("eval");
+    let shown = shown.as_array().expect("rows");
+    let mut villages: Vec<&str> = Vec::new();
+    for row in shown {
+        let text = row[1].as_str().unwrap_or_default();
+        let village = text.split(" 离线已 ").next().unwrap_or_default();
+        assert!(text.contains(" 离线已 ") && text.ends_with("分钟"), "one sentence: {text}");
+        villages.push(village);
+        assert_eq!(row[2], true, "an operator may acknowledge: {row}");
+    }
+    villages.sort_unstable();
+    assert_eq!(villages, ["1乡1村", "2乡1村"]);
+    assert_eq!(browser.eval("return document.getElementById('alarms-count').textContent;").await.expect("eval"), "2");
+    let (status, listed) = page_get(&browser, "/api/v1/alarms?state=open").await;
+    assert_eq!(status, 200, "{listed}");
+    let ids: Vec<i64> = listed["alarms"].as_array().expect("alarms").iter().filter_map(|a| a["id"].as_i64()).collect();
+    let order = browser
+        .eval("return [...document.querySelectorAll('#alarms-list [data-alarm-id]')].map(r => Number(r.dataset.alarmId));")
+        .await
+        .expect("eval");
+    assert_eq!(order, json!(ids), "the panel lists them as the API does, newest first");
+    let first = listed["alarms"].as_array().expect("alarms").iter().find(|a| a["village_id"] == v1).cloned();
+    let id1 = first.expect("village 1's alarm")["id"].as_i64().expect("id");
+
+    // In English, the same sentence in English.
+    run(&browser, "document.getElementById('lang-toggle').click()").await;
+    let english = browser
+        .eval(&format!("return document.querySelector('[data-alarm-id=\"{id1}\"] [data-alarm-text]').textContent;"))
+        .await
+        .expect("eval");
+    assert!(english.as_str().unwrap_or_default().starts_with("1乡1村 offline for "), "{english}");
+    assert_eq!(
+        browser.eval("return document.querySelector('#alarms-heading').textContent.trim();").await.expect("eval"),
+        "Operator alarms 2"
+    );
+    run(&browser, "document.getElementById('lang-toggle').click()").await;
+
+    // The operator acknowledges village 1's alarm: it stays open, marked.
+    run(&browser, &format!("document.querySelector('[data-alarm-ack=\"{id1}\"]').click()")).await;
+    browser
+        .wait_until(
+            "the alarm acknowledged",
+            &format!(
+                "const r = document.querySelector('[data-alarm-id=\"{id1}\"]'); \
+                 return r && r.dataset.acknowledged === 'true' && r.querySelector('[data-alarm-ack]').hidden \
+                   && r.textContent.includes('已确认：duty.operator');"
+            ),
+            WAIT,
+        )
+        .await
+        .expect("acknowledged");
+    let (_, listed) = page_get(&browser, "/api/v1/alarms?state=open").await;
+    let acked = listed["alarms"].as_array().expect("alarms").iter().find(|a| a["id"] == id1).cloned().expect("open");
+    assert_eq!(acked["acknowledged_by"], "user:duty.operator", "{acked}");
+
+    // Village 1's board comes back: its alarm clears and leaves the panel.
+    a1 = start_agent("agent1", &dir1);
+    browser
+        .wait_until(
+            "village 1's alarm cleared",
+            &format!(
+                "return !document.querySelector('[data-alarm-id=\"{id1}\"]') \
+                   && document.getElementById('alarms').dataset.count === '1';"
+            ),
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("cleared");
+    assert_eq!(errors(&browser).await, json!([]), "no script errors");
+
+    // A viewer sees the open alarm and no button to acknowledge it.
+    log_out(&browser).await;
+    log_in(&browser, &c, "#/", "county.viewer", "county viewer password").await;
+    browser
+        .wait_until("the viewer's panel", "return document.getElementById('alarms').dataset.count === '1';", WAIT)
+        .await
+        .expect("viewer's panel");
+    let shown = browser.eval(rows).await.expect("eval");
+    assert_eq!(shown[0][0], "offline");
+    assert!(shown[0][1].as_str().unwrap_or_default().starts_with("2乡1村 离线已 "), "{shown}");
+    assert_eq!(shown[0][2], false, "no acknowledge button for a viewer");
+    assert_eq!(errors(&browser).await, json!([]), "no script errors");
+    drop(a1);
+}

@@ -29,6 +29,11 @@ pub const WAIT: Duration = Duration::from_secs(30);
 /// `dalaba-controller user create NAME --role ROLE [--region ID]` with the
 /// password on standard input, against the cluster's data directory.
 pub fn create_user(c: &Cluster, name: &str, role: &str, region: Option<i64>, password: &str) {
+    create_named_user(c, name, name, role, region, password);
+}
+
+/// [`create_user`] with a display name other than the login name.
+pub fn create_named_user(c: &Cluster, name: &str, display: &str, role: &str, region: Option<i64>, password: &str) {
     let config = c.dir.path().join("controller.toml");
     let mut cmd = Command::new(dalaba_e2e::bins::controller());
     cmd.args(["--config", config.to_str().expect("utf-8"), "user", "create", name, "--role", role]);
@@ -36,7 +41,7 @@ pub fn create_user(c: &Cluster, name: &str, role: &str, region: Option<i64>, pas
         cmd.args(["--region", &region.to_string()]);
     }
     let mut child = cmd
-        .args(["--display-name", name])
+        .args(["--display-name", display])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -50,6 +55,11 @@ pub fn create_user(c: &Cluster, name: &str, role: &str, region: Option<i64>, pas
 /// Opens the console at `hash`, logs in through its form and waits for the
 /// dashboard's first load.
 pub async fn log_in(browser: &Browser, c: &Cluster, hash: &str, name: &str, password: &str) {
+    log_in_as(browser, c, hash, name, name, password).await;
+}
+
+/// [`log_in`] for an account whose display name is `display`.
+pub async fn log_in_as(browser: &Browser, c: &Cluster, hash: &str, name: &str, display: &str, password: &str) {
     browser.open(&format!("{}/{hash}", c.url())).await.expect("open");
     browser
         .wait_until("the login form", "const d = document.getElementById('login'); return !!d && !d.hidden;", WAIT)
@@ -69,7 +79,7 @@ pub async fn log_in(browser: &Browser, c: &Cluster, hash: &str, name: &str, pass
             "logged in, the dashboard loaded",
             &format!(
                 "return document.getElementById('login').hidden && document.body.dataset.ready === 'true' \
-                 && document.getElementById('user-name').textContent === {name:?};"
+                 && document.getElementById('user-name').textContent === {display:?};"
             ),
             WAIT,
         )
@@ -140,7 +150,7 @@ pub async fn township_id(c: &Cluster, name: &str) -> i64 {
     tw.expect("township")["id"].as_i64().expect("id")
 }
 
-fn play(id: &str, scheduled_ms: i64, outcome: PlayOutcome, amplifier_confirmed: bool) -> PlayEvent {
+pub fn play(id: &str, scheduled_ms: i64, outcome: PlayOutcome, amplifier_confirmed: bool) -> PlayEvent {
     let played = matches!(outcome, PlayOutcome::Completed);
     PlayEvent {
         id: id.into(),
@@ -157,7 +167,7 @@ fn play(id: &str, scheduled_ms: i64, outcome: PlayOutcome, amplifier_confirmed: 
 
 /// Sends `events` as one batch over the agent's own link, as its agent
 /// would, and waits for the acknowledgement.
-async fn report_plays(c: &Cluster, dir: &Path, events: Vec<PlayEvent>) {
+pub async fn report_plays(c: &Cluster, dir: &Path, events: Vec<PlayEvent>) {
     let id = Identity::load(dir).expect("identity");
     let url = ControllerUrl::parse(&c.url()).expect("url");
     let mut link = open_link(&url, &id.controller_cert_sha256, &id.authorization()).await.expect("link");

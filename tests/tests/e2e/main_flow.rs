@@ -139,6 +139,23 @@ pub async fn page_get(browser: &Browser, path: &str) -> (u16, Value) {
     (v[0].as_u64().unwrap_or(0) as u16, v[1].clone())
 }
 
+/// `GET path` from inside the page as text: (status, content type, body).
+pub async fn page_text(browser: &Browser, path: &str) -> (u16, String, String) {
+    let key = format!("__text{}", wall_ms());
+    run(
+        browser,
+        &format!(
+            "window.{key} = null; fetch({path:?}) \
+               .then(async r => {{ window.{key} = [r.status, r.headers.get('content-type') || '', await r.text()]; }}) \
+               .catch(e => {{ window.{key} = [0, '', String(e)]; }})"
+        ),
+    )
+    .await;
+    let v = browser.wait_until(&format!("GET {path}"), &format!("return window.{key};"), WAIT).await.expect("fetch");
+    let text = |i: usize| v[i].as_str().unwrap_or_default().to_string();
+    (v[0].as_u64().unwrap_or(0) as u16, text(1), text(2))
+}
+
 pub async fn errors(browser: &Browser) -> Value {
     browser.eval("return window.__errors;").await.expect("eval")
 }
@@ -372,6 +389,16 @@ async fn the_reports_page_shows_the_month_by_township_and_village_and_keeps_a_to
         json!([format!("/api/v1/reports/villages.csv?{q}"), format!("/api/v1/reports/monthly.html?{q}")])
     );
 
+    // Both answer with the township's villages, headed in Chinese.
+    let (status, kind, csv) = page_text(&browser, links[0].as_str().expect("href")).await;
+    assert_eq!((status, kind.as_str()), (200, "text/csv; charset=utf-8"), "{csv}");
+    let mut lines = csv.trim_start_matches('\u{feff}').lines();
+    assert!(lines.next().unwrap_or_default().starts_with("乡镇"), "{csv}");
+    assert_eq!(lines.count(), 2, "one row per village of 第1乡: {csv}");
+    let (status, kind, page) = page_text(&browser, links[1].as_str().expect("href")).await;
+    assert_eq!((status, kind.as_str()), (200, "text/html; charset=utf-8"));
+    assert!(page.contains("第1乡") && !page.contains("第2乡"), "the township's page");
+
     // English: the labels follow.
     run(&browser, "document.getElementById('lang-toggle').click()").await;
     let label = browser
@@ -380,7 +407,11 @@ async fn the_reports_page_shows_the_month_by_township_and_village_and_keeps_a_to
         .expect("eval");
     assert_eq!(label, "Compliance");
     let href = browser.eval("return document.querySelector('[data-report-csv]').getAttribute('href');").await;
-    assert!(href.expect("eval").as_str().unwrap_or("").ends_with("lang=en"));
+    let href = href.expect("eval").as_str().unwrap_or_default().to_string();
+    assert!(href.ends_with("lang=en"), "{href}");
+    let (status, _, csv) = page_text(&browser, &href).await;
+    assert_eq!(status, 200, "{csv}");
+    assert!(csv.trim_start_matches('\u{feff}').starts_with("township,township_code,village"), "{csv}");
     run(&browser, "document.getElementById('lang-toggle').click()").await;
 
     // The month before: nothing played, said in words.

@@ -81,6 +81,9 @@ pub struct AuditFilter {
     pub village_id: Option<i64>,
     /// Most records, newest first (default 200, at most [`MAX_RESULTS`]).
     pub limit: Option<u32>,
+    /// Only records older than this id: the next page after a page whose
+    /// oldest record had it.
+    pub before_id: Option<i64>,
 }
 
 /// Longest `actor` kept: a login name is at most 64 characters, but a

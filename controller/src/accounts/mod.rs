@@ -120,6 +120,8 @@ pub struct User {
     pub failed_logins: u32,
     /// Locked until (Unix ms) after too many failed logins.
     pub locked_until_ms: Option<i64>,
+    /// The last successful login (Unix ms), if any.
+    pub last_login_ms: Option<i64>,
 }
 
 /// An account to store.

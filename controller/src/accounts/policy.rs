@@ -231,6 +231,7 @@ mod tests {
             disabled_at_ms: None,
             failed_logins: 0,
             locked_until_ms: None,
+            last_login_ms: None,
         })
     }
 

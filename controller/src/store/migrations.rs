@@ -326,6 +326,11 @@ pub const MIGRATIONS: &[Migration] = &[
             CREATE INDEX alarms_village ON alarms (village_id, id);
         ",
     },
+    Migration {
+        version: 10,
+        name: "accounts keep their last login",
+        sql: "ALTER TABLE users ADD COLUMN last_login_ms INTEGER;",
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -414,7 +419,7 @@ mod tests {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1, "{}", m.name);
         }
-        assert_eq!(latest_version(), 9);
+        assert_eq!(latest_version(), 10);
     }
 
     #[test]

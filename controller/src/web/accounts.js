@@ -31,8 +31,6 @@ import { field, h, regionIndex, showError } from './ui.js';
 const ROLES = ['operator', 'viewer', 'admin'];
 const SCOPES = ['read', 'schedule', 'emergency'];
 const MAX_SHOWN_MESSAGE = 300;
-// How many of the newest logins are searched for each account's last one.
-const LOGINS_SEARCHED = 2000;
 
 // A refusal from the accounts and tokens API in the operator's words: the
 // server's English messages for what an operator can fix are translated;
@@ -77,7 +75,7 @@ export function mountAccounts(root) {
     root.dataset.loaded = 'true';
     return {};
   }
-  const pg = { users: [], tokens: [], regions: regionIndex([]), lastLogin: new Map(), editing: null, secret: null };
+  const pg = { users: [], tokens: [], regions: regionIndex([]), editing: null, secret: null };
   const loadError = h('p', { class: 'form-error', role: 'alert', hidden: true });
 
   // --- accounts ---------------------------------------------------------
@@ -239,7 +237,7 @@ export function mountAccounts(root) {
       h('td', {}, t(u.emergency ? 'accYes' : 'accNo')),
       h('td', {}, h('span', { class: `adm-state s-${st}` }, stateText)),
       h('td', { class: 'small', dataset: { cell: 'last-login' }, title: Number.isFinite(u.created_at_ms) ? t('accCreatedAt', absTime(u.created_at_ms)) : null },
-        pg.lastLogin.has(u.name) ? absTime(pg.lastLogin.get(u.name)) : t('accNoLogin')),
+        u.last_login_ms ? absTime(u.last_login_ms) : t('accNoLogin')),
     );
     const actions = h('td', { class: 'actions' });
     const editing = pg.editing && pg.editing.id === u.id ? pg.editing.kind : null;
@@ -380,17 +378,8 @@ export function mountAccounts(root) {
 
   async function refresh() {
     try {
-      const [users, tokens, regions, logins] = await Promise.all([
-        getJSON('/users'), getJSON('/tokens'), getJSON('/regions'), getJSON(`/audit?action=login&limit=${LOGINS_SEARCHED}`),
-      ]);
+      const [users, tokens, regions] = await Promise.all([getJSON('/users'), getJSON('/tokens'), getJSON('/regions')]);
       pg.users = Array.isArray(users) ? users : [];
-      // Accounts keep no last-login time; the audit log's newest
-      // successful logins stand in for it (newest first).
-      pg.lastLogin = new Map();
-      for (const r of Array.isArray(logins) ? logins : []) {
-        const name = String(r.actor || '').replace(/^user:/, '');
-        if (r.status === 200 && !pg.lastLogin.has(name)) pg.lastLogin.set(name, r.at_ms);
-      }
       pg.tokens = Array.isArray(tokens) ? tokens : [];
       pg.regions = regionIndex(regions);
       const chosen = f.region.value;

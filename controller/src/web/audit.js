@@ -174,27 +174,18 @@ export function mountAudit(root, query) {
   }
 
   // One page: the newest `size` records, or the `size` before the oldest
-  // shown. The API pages by time only, so the next page asks up to and
-  // including the oldest instant shown and drops the records already shown.
+  // shown (`before_id`). One more is asked for, to know whether there are
+  // older ones.
   async function load(more) {
     const p = apiQuery(q);
-    let seenAtOldest = 0;
-    if (more && pg.records.length) {
-      const oldest = pg.records[pg.records.length - 1].at_ms;
-      seenAtOldest = pg.records.filter((r) => r.at_ms === oldest).length;
-      const to2 = oldest + 1;
-      const cur = p.has('to_ms') ? Number(p.get('to_ms')) : Infinity;
-      p.set('to_ms', String(Math.min(cur, to2)));
-    }
-    p.set('limit', String(size + seenAtOldest + 1));
+    if (more && pg.records.length) p.set('before_id', String(pg.records[pg.records.length - 1].id));
+    p.set('limit', String(size + 1));
     older.disabled = true;
     try {
       const list = await getJSON(`/audit?${p}`);
       const got = Array.isArray(list) ? list : [];
-      const shown = new Set(pg.records.map((r) => r.id));
-      const fresh = got.filter((r) => !shown.has(r.id));
-      pg.more = fresh.length > size;
-      pg.records = pg.records.concat(fresh.slice(0, size));
+      pg.more = got.length > size;
+      pg.records = pg.records.concat(got.slice(0, size));
       showError(error, badTime ? t('audBadTime') : '');
     } catch (e) {
       showError(error, t('audLoadFailed', loadErrorText(e)));

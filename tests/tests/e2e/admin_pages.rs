@@ -358,7 +358,7 @@ async fn an_admin_manages_accounts_and_tokens_and_reads_them_in_the_audit_log() 
     };
     let admin_last = js(&browser, &last(ADMIN)).await;
     assert!(admin_last.as_str().is_some_and(|t| t.contains("北京时间")), "the admin's login: {admin_last}");
-    assert_eq!(js(&browser, &last("wang.wu")).await, json!("近期没有登录"));
+    assert_eq!(js(&browser, &last("wang.wu")).await, json!("从未登录"));
     screenshot(&browser, "accounts.png").await;
 
     // An API token: its secret once, working until revoked.

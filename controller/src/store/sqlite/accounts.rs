@@ -9,7 +9,9 @@ use crate::accounts::{LOCKOUT, MAX_FAILED_LOGINS, NewUser, Role, User, UserPatch
 use crate::store::StoreError;
 
 const USER_COLUMNS: &str = "u.id, u.name, u.display_name, u.role, u.region_id, u.emergency, u.created_at_ms, \
-                            u.disabled_at_ms, u.failed_logins, u.locked_until_ms";
+                            u.disabled_at_ms, u.failed_logins, u.locked_until_ms, u.last_login_ms";
+/// How many columns [`USER_COLUMNS`] names: a query's own columns follow.
+const USER_COLUMN_COUNT: usize = 11;
 
 fn user(row: &Row<'_>) -> rusqlite::Result<User> {
     let role: String = row.get(3)?;
@@ -26,6 +28,7 @@ fn user(row: &Row<'_>) -> rusqlite::Result<User> {
         disabled_at_ms: row.get(7)?,
         failed_logins: row.get(8)?,
         locked_until_ms: row.get(9)?,
+        last_login_ms: row.get(10)?,
     })
 }
 
@@ -69,7 +72,7 @@ pub(super) fn user_by_id(conn: &Connection, id: i64) -> Result<Option<User>, Sto
 
 pub(super) fn user_by_name(conn: &Connection, name: &str) -> Result<Option<(User, String)>, StoreError> {
     let sql = format!("SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.name = ?1");
-    Ok(conn.query_row(&sql, [name], |row| Ok((user(row)?, row.get::<_, String>(10)?))).optional()?)
+    Ok(conn.query_row(&sql, [name], |row| Ok((user(row)?, row.get::<_, String>(USER_COLUMN_COUNT)?))).optional()?)
 }
 
 pub(super) fn update_user(conn: &mut Connection, id: i64, patch: &UserPatch) -> Result<User, StoreError> {
@@ -115,7 +118,10 @@ pub(super) fn update_user(conn: &mut Connection, id: i64, patch: &UserPatch) -> 
 
 pub(super) fn record_login(conn: &Connection, id: i64, success: bool, now_ms: i64) -> Result<(), StoreError> {
     if success {
-        conn.execute("UPDATE users SET failed_logins = 0, locked_until_ms = NULL WHERE id = ?1", [id])?;
+        conn.execute(
+            "UPDATE users SET failed_logins = 0, locked_until_ms = NULL, last_login_ms = ?2 WHERE id = ?1",
+            params![id, now_ms],
+        )?;
     } else {
         let lock_until = now_ms.saturating_add(LOCKOUT.as_millis() as i64);
         conn.execute(
@@ -151,10 +157,10 @@ pub(super) fn session(conn: &Connection, id_hash: &str) -> Result<Option<StoredS
             Ok(StoredSession {
                 id_hash: id_hash.to_owned(),
                 user: user(row)?,
-                csrf: row.get(10)?,
-                created_at_ms: row.get(11)?,
-                last_seen_ms: row.get(12)?,
-                expires_at_ms: row.get(13)?,
+                csrf: row.get(USER_COLUMN_COUNT)?,
+                created_at_ms: row.get(USER_COLUMN_COUNT + 1)?,
+                last_seen_ms: row.get(USER_COLUMN_COUNT + 2)?,
+                expires_at_ms: row.get(USER_COLUMN_COUNT + 3)?,
             })
         })
         .optional()?;
@@ -189,23 +195,25 @@ pub(super) fn audit(conn: &Connection, f: &AuditFilter) -> Result<Vec<AuditRecor
                  AND (?3 IS NULL OR actor = ?3 OR substr(actor, instr(actor, ':') + 1) = ?3)
                  AND (?4 IS NULL OR action = ?4 OR (substr(?4, -1) = '.' AND substr(action, 1, length(?4)) = ?4))
                  AND (?5 IS NULL OR village_id = ?5)
+                 AND (?7 IS NULL OR id < ?7)
                ORDER BY id DESC LIMIT ?6";
     let limit = f.limit.unwrap_or(200).clamp(1, MAX_RESULTS);
     let mut stmt = conn.prepare(sql)?;
-    let rows = stmt.query_map(params![f.from_ms, f.to_ms, f.actor, f.action, f.village_id, limit], |row| {
-        Ok(AuditRecord {
-            id: row.get(0)?,
-            at_ms: row.get(1)?,
-            actor: row.get(2)?,
-            actor_kind: row.get(3)?,
-            ip: row.get(4)?,
-            action: row.get(5)?,
-            method: row.get(6)?,
-            path: row.get(7)?,
-            status: row.get(8)?,
-            village_id: row.get(9)?,
-            detail: row.get(10)?,
-        })
-    })?;
+    let rows =
+        stmt.query_map(params![f.from_ms, f.to_ms, f.actor, f.action, f.village_id, limit, f.before_id], |row| {
+            Ok(AuditRecord {
+                id: row.get(0)?,
+                at_ms: row.get(1)?,
+                actor: row.get(2)?,
+                actor_kind: row.get(3)?,
+                ip: row.get(4)?,
+                action: row.get(5)?,
+                method: row.get(6)?,
+                path: row.get(7)?,
+                status: row.get(8)?,
+                village_id: row.get(9)?,
+                detail: row.get(10)?,
+            })
+        })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -622,7 +622,8 @@ async fn a_township_operator_uploads_schedules_sees_it_play_in_the_township_and_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offline_villages_raise_alarms_on_the_dashboard_an_operator_acknowledges_and_a_viewer_only_reads() {
+async fn offline_villages_raise_alarms_on_the_dashboard_an_operator_acknowledges_a_viewer_only_reads_and_a_township_sees_its_own()
+ {
     let mut c = Cluster::start(2).await;
     let (v1, v2) = (c.village_id(0).await, c.village_id(1).await);
     let dir1 = c.enrol_agent("agent1", v1).await;
@@ -642,8 +643,10 @@ async fn offline_villages_raise_alarms_on_the_dashboard_an_operator_acknowledges
     let mut a1 = start_agent("agent1", &dir1);
     let mut a2 = start_agent("agent2", &dir2);
     c.wait_online(2, WAIT).await;
+    let tw1 = township_id(&c, "第1乡").await;
     create_user(&c, "duty.operator", "operator", None, "duty operator password");
     create_user(&c, "county.viewer", "viewer", None, "county viewer password");
+    create_user(&c, "tw1.operator", "operator", Some(tw1), "township operator password");
 
     let browser = Browser::start().await.expect("browser");
     log_in(&browser, &c, "#/", "duty.operator", "duty operator password").await;
@@ -757,6 +760,23 @@ async fn offline_villages_raise_alarms_on_the_dashboard_an_operator_acknowledges
     assert_eq!(shown[0][0], "offline");
     assert!(shown[0][1].as_str().unwrap_or_default().starts_with("2乡1村 离线已 "), "{shown}");
     assert_eq!(shown[0][2], false, "no acknowledge button for a viewer");
+    assert_eq!(errors(&browser).await, json!([]), "no script errors");
+
+    // 第1乡's operator: 第2乡's alarm is not theirs; all clear.
+    log_out(&browser).await;
+    log_in(&browser, &c, "#/", "tw1.operator", "township operator password").await;
+    browser
+        .wait_until(
+            "all clear for 第1乡",
+            "const s = document.getElementById('alarms'); \
+             return s.dataset.loaded === 'true' && s.dataset.count === '0' \
+               && !document.getElementById('alarms-empty').hidden;",
+            WAIT,
+        )
+        .await
+        .expect("all clear in the township");
+    let (status, listed) = page_get(&browser, "/api/v1/alarms?state=open").await;
+    assert_eq!((status, listed["alarms"].clone()), (200, json!([])), "the API agrees");
     assert_eq!(errors(&browser).await, json!([]), "no script errors");
     drop(a1);
 }

@@ -13,7 +13,6 @@
 //! village), with the store's own columns; directory, agents and live
 //! sessions go through the store's methods.
 
-use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -57,6 +56,7 @@ fn main() -> anyhow::Result<()> {
     let today = Period::new(month.last(), month.to(), TZ)?;
 
     explain(&path)?;
+    let http = Http::new(&path)?;
     let county = run(&store, &Scope::County, &month)?;
     println!(
         "county month: {} events scheduled, compliance {:.2}%, {} live village-sessions reached",
@@ -74,9 +74,23 @@ fn main() -> anyhow::Result<()> {
             measure(|| run(&store, &Scope::Township(township), &month))?,
         ),
         ("store counts only, county month", measure(|| counts_only(&store, &Scope::County, &month))?),
-        ("dashboard first render: /dashboard, /regions, /agents store work + JSON", measure(|| dashboard(&store))?),
         ("county today (one day), e.g. a dashboard tile", measure(|| run(&store, &Scope::County, &today))?),
+        (
+            "HTTP: GET /reports?month= (county), router + guard + JSON",
+            measure(|| http.get(&format!("/api/v1/reports?month={}-{:02}", MONTH.0, MONTH.1)))?,
+        ),
+        (
+            "HTTP: GET /reports/monthly.html, one township",
+            measure(|| {
+                http.get(&format!("/api/v1/reports/monthly.html?month={}-{:02}&township={township}", MONTH.0, MONTH.1))
+            })?,
+        ),
+        ("HTTP: dashboard first render, the five requests in a row", measure(|| dashboard(&http))?),
     ];
+    for path in DASHBOARD {
+        let (min, median, max) = measure(|| http.get(path))?;
+        println!("  {path}: min {} median {} max {}", ms(min), ms(median), ms(max));
+    }
     println!("\n| what | min | median | max |\n|---|---:|---:|---:|");
     for (what, (min, median, max)) in rows {
         println!("| {what} | {} | {} | {} |", ms(min), ms(median), ms(max));
@@ -246,28 +260,104 @@ fn counts_only(store: &SqliteStore, scope: &Scope, period: &Period) -> anyhow::R
     Ok(store.report_counts(&selection.village_ids(), &period.spans()?)?.plays.len())
 }
 
-/// The store work behind the dashboard's first render — `GET /dashboard`
-/// and the page's `GET /regions` and `GET /agents` each read every agent
-/// and region — and their JSON. Not the HTTP layer or the presence overlay
-/// (in memory): the routes are getting an authorisation layer and are
-/// timed here by what they ask of the store.
-fn dashboard(store: &SqliteStore) -> anyhow::Result<usize> {
-    // GET /dashboard: every agent and region, villages counted per township.
-    let (agents, regions) = (store.agents()?, store.regions()?);
-    let with_agent: HashSet<i64> = agents.iter().map(|a| a.village_id).collect();
-    let mut townships: HashMap<i64, (usize, usize)> = HashMap::new();
-    for v in regions.iter().filter(|r| r.level == Level::Village) {
-        let t = townships.entry(v.parent_id.unwrap_or_default()).or_default();
-        t.0 += 1;
-        t.1 += usize::from(with_agent.contains(&v.id));
+/// The dashboard's first render through the real HTTP application — the
+/// router, the guard with a logged-in county admin's session cookie, the
+/// handlers and their JSON — for every request the page makes before it
+/// shows the county: `/session`, `/regions`, `/agents`, `/dashboard` and
+/// the open alarms. Timed one after the other (the browser sends them
+/// together), so the sum is an upper bound.
+struct Http {
+    app: axum::Router,
+    cookie: axum::http::HeaderValue,
+    runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+impl Http {
+    fn new(path: &Path) -> anyhow::Result<Http> {
+        use dalaba_controller::accounts::guard::Accounts;
+        use dalaba_controller::accounts::session::{self, SessionSettings};
+        use dalaba_controller::accounts::{NewUser, Role};
+        use dalaba_controller::alarms::{AlarmSettings, Alarms};
+        use dalaba_controller::api::{AppState, Settings, router};
+        use dalaba_controller::clock::Clock;
+        use dalaba_controller::distribution::Distribution;
+        use dalaba_controller::library::{Library, LibrarySettings};
+        use dalaba_controller::metrics::Metrics;
+        use dalaba_controller::presence::Presence;
+        use dalaba_controller::signing::CommandSigner;
+        use std::sync::Arc;
+
+        let dir = tempfile::tempdir()?;
+        let signer = CommandSigner::load_or_generate(dir.path())?;
+        let now = TZ.with_ymd_and_hms(MONTH.0, MONTH.1, 28, 12, 0, 0).single().context("noon")?.timestamp_millis();
+        let settings = Settings {
+            heartbeat_interval: Duration::from_secs(30),
+            heartbeat_timeout: Duration::from_secs(90),
+            max_connections: 10_000,
+            code_ttl: Duration::from_secs(3600),
+            cert_fingerprint: String::new(),
+            signing_key: signer.public_info(),
+            alerts: dalaba_controller::alerts::AlertSettings::default(),
+        };
+        let lifetimes = SessionSettings::default();
+        let state = AppState {
+            store: Arc::new(SqliteStore::open(path)?),
+            presence: Arc::new(Presence::new()),
+            metrics: Arc::new(Metrics::new()),
+            clock: Clock::manual(now),
+            settings: Arc::new(settings),
+            library: Arc::new(Library::open(dir.path(), LibrarySettings::default())?),
+            distribution: Arc::new(Distribution::new(dalaba_protocol::state::PlaybackSettings::default())),
+            live: Arc::new(dalaba_controller::live::Live::new(signer)),
+            accounts: Arc::new(Accounts::new(lifetimes)),
+            alarms: Arc::new(Alarms::new(AlarmSettings::default(), now)),
+        };
+        let admin = NewUser {
+            name: "admin".into(),
+            display_name: "县管理员".into(),
+            role: Role::Admin,
+            region_id: None,
+            emergency: true,
+            password_hash: "-".into(),
+            created_at_ms: now,
+        };
+        let user = state.store.create_user(&admin)?;
+        let (value, stored) = session::new_session(user.id, now, "127.0.0.1", &lifetimes).map_err(anyhow::Error::msg)?;
+        state.store.create_session(&stored)?;
+        let cookie = axum::http::HeaderValue::from_str(&format!("{}={value}", session::COOKIE_NAME))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        Ok(Http { app: router(state), cookie, runtime, _dir: dir })
     }
-    let mut bytes = serde_json::to_vec(&townships.into_iter().collect::<Vec<_>>())?.len();
-    // GET /regions.
-    bytes += serde_json::to_vec(&store.regions()?)?.len();
-    // GET /agents: the same two reads (the API adds names from the regions).
-    let (agents, regions) = (store.agents()?, store.regions()?);
-    bytes += serde_json::to_vec(&agents)?.len() + regions.len();
-    Ok(bytes)
+
+    /// `GET path` as the admin: the body's length (an error unless 200).
+    fn get(&self, path: &str) -> anyhow::Result<usize> {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let mut req = axum::http::Request::get(path).body(axum::body::Body::empty())?;
+        req.headers_mut().insert(axum::http::header::COOKIE, self.cookie.clone());
+        req.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 50_000))));
+        self.runtime.block_on(async {
+            let response = self.app.clone().oneshot(req).await?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            anyhow::ensure!(status == 200, "{path}: {status} {}", String::from_utf8_lossy(&body));
+            Ok(body.len())
+        })
+    }
+}
+
+/// The requests of the dashboard's first render.
+const DASHBOARD: [&str; 5] = [
+    "/api/v1/session",
+    "/api/v1/regions",
+    "/api/v1/agents",
+    "/api/v1/dashboard",
+    "/api/v1/alarms?state=open&limit=200",
+];
+
+fn dashboard(http: &Http) -> anyhow::Result<usize> {
+    DASHBOARD.iter().map(|p| http.get(p)).sum()
 }
 
 /// Prints how SQLite runs the report's queries.

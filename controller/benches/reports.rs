@@ -323,7 +323,8 @@ impl Http {
             created_at_ms: now,
         };
         let user = state.store.create_user(&admin)?;
-        let (value, stored) = session::new_session(user.id, now, "127.0.0.1", &lifetimes).map_err(anyhow::Error::msg)?;
+        let (value, stored) =
+            session::new_session(user.id, now, "127.0.0.1", &lifetimes).map_err(anyhow::Error::msg)?;
         state.store.create_session(&stored)?;
         let cookie = axum::http::HeaderValue::from_str(&format!("{}={value}", session::COOKIE_NAME))?;
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

@@ -64,7 +64,7 @@ export function mountReports(root, query) {
   const note = h('p', { class: 'muted small', i18n: 'rpNote' });
   root.append(
     h('div', { class: 'pg-head' }, title, field('rpMonth', monthInput, 'fld inline'), prev, next, twField,
-      h('span', { class: 'spacer' }), csv, print),
+      h('span', { class: 'spacer' }), h('span', { class: 'rp-links' }, csv, print)),
     error, empty, figures, chart, twTable, vTable, note);
 
   function query2(lang) {

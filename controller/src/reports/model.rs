@@ -109,7 +109,9 @@ pub struct Figures {
     pub plays: PlayCounts,
     /// Live sessions targeted and reached (village-sessions above a village).
     pub live: LiveCounts,
-    /// Villages counted.
+    /// Villages counted (`village_count` in JSON: a township's `villages`
+    /// is its list).
+    #[serde(rename = "village_count")]
     pub villages: u64,
     /// Villages with at least one play event in the period; the others
     /// (no agent, or an agent that never reported) have no compliance.

@@ -101,7 +101,7 @@ export function mountReports(root, query) {
     const cols = COLUMNS.filter((c) => !c.optional || hasOffline);
     twTable.hidden = nothing;
     twTable.replaceChildren(h('h3', { class: 'rp-th', i18n: 'rpByTownship' }), table(cols, r.townships.map((tw) => ({
-      id: tw.id, name: tw.name, code: tw.code, f: tw, reporting: `${tw.villages_reporting} / ${tw.villages}`,
+      id: tw.id, name: tw.name, code: tw.code, f: tw, reporting: `${tw.villages_reporting} / ${tw.village_count}`,
     })), 'township'));
     const villages = township !== null && r.townships.length ? r.townships[0].villageList : null;
     vTable.hidden = nothing || !villages;
@@ -127,7 +127,7 @@ export function mountReports(root, query) {
       h('div', { class: 'rp-fig-l' }, t(label)), sub ? h('div', { class: 'rp-fig-s small muted' }, sub) : null);
     const list = [
       card('compliance', p.compliance_pct === null ? '' : p.compliance_pct, 'rpFigCompliance',
-        t('rpFigComplianceSub', tot.villages_reporting, tot.villages), complianceTone(p.compliance_pct)),
+        t('rpFigComplianceSub', tot.villages_reporting, tot.village_count), complianceTone(p.compliance_pct)),
       card('played', p.played, 'rpFigPlayed', t('rpFigPlayedSub', p.played, p.scheduled)),
       card('missed', p.missed, 'rpFigMissed', p.preempted ? t('rpFigPreemptedSub', p.preempted) : null, p.missed ? 'warn' : ''),
       card('failed', p.failed, 'rpFigFailed', null, p.failed ? 'bad' : ''),
@@ -279,20 +279,17 @@ function normalise(r) {
     if (!Number.isFinite(out.plays.compliance_pct)) out.plays.compliance_pct = null;
     out.live = out.live && typeof out.live === 'object' ? out.live : {};
     for (const k of ['targeted', 'reached']) if (!Number.isFinite(out.live[k])) out.live[k] = 0;
-    for (const k of ['villages', 'villages_reporting']) if (!Number.isFinite(out[k])) out[k] = 0;
+    for (const k of ['village_count', 'villages_reporting']) if (!Number.isFinite(out[k])) out[k] = 0;
     if (!Array.isArray(out.daily)) out.daily = [];
     return out;
   };
   const report = r && typeof r === 'object' ? r : {};
   report.total = fig(report.total);
-  // A township's JSON names both its village count (in the flattened
-  // figures) and its village list `villages`; the list comes last and wins.
+  // A township: its figures (`village_count` among them) and its villages.
   report.townships = (Array.isArray(report.townships) ? report.townships : []).map((tw) => {
     const raw = tw && typeof tw === 'object' ? tw.villages : null;
-    const list = Array.isArray(raw) ? raw.map(fig) : [];
     const f = fig(tw);
-    f.villageList = list;
-    f.villages = Array.isArray(raw) ? raw.length : Number.isFinite(raw) ? raw : 0;
+    f.villageList = Array.isArray(raw) ? raw.map(fig) : [];
     return f;
   });
   return report;

@@ -157,6 +157,11 @@ async fn hours_offline_and_the_language_of_the_csv_and_page() {
     assert_eq!(report["townships"][0]["hours_offline"], 3.0);
     assert_eq!(report["hours_offline"], Value::Null, "the total is under `total`");
     assert_eq!(report["total"]["hours_offline"], 3.0);
+    // A township's count and its list of villages have their own names (a
+    // JSON object with one key twice loses one of them).
+    let township = &report["townships"][0];
+    assert_eq!((township["village_count"].as_u64(), township["villages"].as_array().map(Vec::len)), (Some(2), Some(2)));
+    assert_eq!(report["total"]["village_count"], 2);
 
     let (_, _, bytes) =
         fetch(&h.app, request(Method::GET, "/api/v1/reports/villages.csv?month=2025-06&lang=en", Payload::None)).await;

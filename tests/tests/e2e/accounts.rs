@@ -5,8 +5,6 @@
 //! dashboard, a state-changing click carries the CSRF token, and logging
 //! out asks again.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use dalaba_e2e::webdriver::Browser;
@@ -14,23 +12,6 @@ use dalaba_e2e::webdriver::Browser;
 use crate::cluster::Cluster;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// `dalaba-controller user create NAME --role ROLE` with the password on
-/// standard input, against the cluster's data directory.
-fn create_user(c: &Cluster, name: &str, role: &str, password: &str) {
-    let config = c.dir.path().join("controller.toml");
-    let mut child = Command::new(dalaba_e2e::bins::controller())
-        .args(["--config", config.to_str().expect("utf-8"), "user", "create", name, "--role", role])
-        .args(["--display-name", "李伟"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("user create runs");
-    writeln!(child.stdin.take().expect("stdin"), "{password}").expect("password");
-    let out = child.wait_with_output().expect("user create ends");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
 
 const LOGIN_SHOWN: &str =
     "const d = document.getElementById('login'); return !!d && !d.hidden && document.body.dataset.login === 'true';";
@@ -51,7 +32,7 @@ async fn the_console_asks_to_log_in_once_an_account_exists() {
     let c = Cluster::start(3).await;
     // Before any account: the controller's own host may use the API.
     assert_eq!(c.api.get("/api/v1/regions").await.expect("regions").status, 200);
-    create_user(&c, "li.wei", "operator", "correct horse battery");
+    c.create_user("li.wei", "李伟", "operator", None, "correct horse battery");
     let r = c.api.get("/api/v1/regions").await.expect("regions");
     assert_eq!(r.status, 401, "an account exists: callers must log in: {}", r.text());
     assert!(r.text().contains("please log in"), "{}", r.text());

@@ -10,8 +10,6 @@
 //! With `DALABA_SCREENSHOTS=<dir>` the tests save the user guide's
 //! screenshots there: `accounts.png`, `tokens.png`, `audit.png`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use dalaba_e2e::webdriver::Browser;
@@ -22,23 +20,6 @@ use crate::cluster::Cluster;
 const WAIT: Duration = Duration::from_secs(20);
 const ADMIN: &str = "county.admin";
 const ADMIN_PASSWORD: &str = "correct horse battery";
-
-/// `dalaba-controller user create NAME --role ROLE` with the password on
-/// standard input, against the cluster's data directory.
-fn create_user(c: &Cluster, name: &str, role: &str, display: &str, password: &str) {
-    let config = c.dir.path().join("controller.toml");
-    let mut child = Command::new(dalaba_e2e::bins::controller())
-        .args(["--config", config.to_str().expect("utf-8"), "user", "create", name, "--role", role])
-        .args(["--display-name", display])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("user create runs");
-    writeln!(child.stdin.take().expect("stdin"), "{password}").expect("password");
-    let out = child.wait_with_output().expect("user create ends");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// A JavaScript literal of `s` (JSON is one, whatever `s` holds).
 fn lit(s: &str) -> String {
@@ -249,7 +230,7 @@ async fn audit_rows(browser: &Browser) -> Vec<(i64, String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_manages_accounts_and_tokens_and_reads_them_in_the_audit_log() {
     let c = Cluster::start(4).await;
-    create_user(&c, ADMIN, "admin", "县管理员", ADMIN_PASSWORD);
+    c.create_user(ADMIN, "县管理员", "admin", None, ADMIN_PASSWORD);
     let browser = Browser::start().await.expect("browser");
     browser.open(&format!("{}/#/accounts", c.url())).await.expect("open");
     log_in(&browser, ADMIN, ADMIN_PASSWORD).await;
@@ -634,7 +615,7 @@ async fn hostile_names_are_shown_as_text_and_overlong_ones_refused_in_words() {
     .await;
     assert_eq!(first, json!(["admin", true, false, true]));
 
-    create_user(&c, ADMIN, "admin", "县管理员", ADMIN_PASSWORD);
+    c.create_user(ADMIN, "县管理员", "admin", None, ADMIN_PASSWORD);
     mark_stale(&browser).await;
     js(&browser, "setTimeout(() => location.reload(), 0); return true;").await;
     log_in(&browser, ADMIN, ADMIN_PASSWORD).await;

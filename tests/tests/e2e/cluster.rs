@@ -81,6 +81,31 @@ impl Cluster {
         r.json()["code"].as_str().expect("code").to_string()
     }
 
+    /// `dalaba-controller user create NAME --role ROLE [--region ID]
+    /// --display-name DISPLAY` against this cluster's configuration, the
+    /// password on standard input (as an administrator would make the first
+    /// account).
+    pub fn create_user(&self, name: &str, display: &str, role: &str, region: Option<i64>, password: &str) {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let config = self.dir.path().join("controller.toml");
+        let mut cmd = Command::new(bins::controller());
+        cmd.args(["--config", config.to_str().expect("utf-8"), "user", "create", name, "--role", role]);
+        if let Some(region) = region {
+            cmd.args(["--region", &region.to_string()]);
+        }
+        let mut child = cmd
+            .args(["--display-name", display])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("user create runs");
+        writeln!(child.stdin.take().expect("stdin"), "{password}").expect("password");
+        let out = child.wait_with_output().expect("user create ends");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
     pub fn agent_dir(&self, name: &str) -> PathBuf {
         self.dir.path().join("agents").join(name)
     }

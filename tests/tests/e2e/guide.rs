@@ -14,7 +14,7 @@ use dalaba_protocol::state::PlayOutcome;
 use serde_json::{Value, json};
 
 use crate::cluster::{Cluster, start_agent};
-use crate::main_flow::{WAIT, create_named_user, errors, goto, log_in_as, play, report_plays, run, township_id};
+use crate::main_flow::{WAIT, errors, goto, log_in_as, play, report_plays, run, township_id};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -110,7 +110,7 @@ async fn the_guide_tour_visits_every_page_of_a_populated_controller() {
     }
     let _boards: Vec<_> = dirs.iter().take(4).enumerate().map(|(n, d)| start_agent(&format!("board{n}"), d)).collect();
     c.wait_online(4, WAIT).await;
-    create_named_user(&c, "li.wei", "李伟", "admin", None, "county admin password");
+    c.create_user("li.wei", "李伟", "admin", None, "county admin password");
 
     let browser = Browser::start_with(&["--window-size=1280,800".to_string()]).await.expect("browser");
     log_in_as(&browser, &c, "#/", "li.wei", "李伟", "county admin password").await;

@@ -6,9 +6,7 @@
 //! township, seeing it play there (and not in the other township) and
 //! reading it in the report.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use dalaba_agent::identity::Identity;
@@ -25,32 +23,6 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::cluster::{Cluster, start_agent};
 
 pub const WAIT: Duration = Duration::from_secs(30);
-
-/// `dalaba-controller user create NAME --role ROLE [--region ID]` with the
-/// password on standard input, against the cluster's data directory.
-pub fn create_user(c: &Cluster, name: &str, role: &str, region: Option<i64>, password: &str) {
-    create_named_user(c, name, name, role, region, password);
-}
-
-/// [`create_user`] with a display name other than the login name.
-pub fn create_named_user(c: &Cluster, name: &str, display: &str, role: &str, region: Option<i64>, password: &str) {
-    let config = c.dir.path().join("controller.toml");
-    let mut cmd = Command::new(dalaba_e2e::bins::controller());
-    cmd.args(["--config", config.to_str().expect("utf-8"), "user", "create", name, "--role", role]);
-    if let Some(region) = region {
-        cmd.args(["--region", &region.to_string()]);
-    }
-    let mut child = cmd
-        .args(["--display-name", display])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("user create runs");
-    writeln!(child.stdin.take().expect("stdin"), "{password}").expect("password");
-    let out = child.wait_with_output().expect("user create ends");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// Opens the console at `hash`, logs in through its form and waits for the
 /// dashboard's first load.
@@ -271,8 +243,8 @@ async fn the_reports_page_shows_the_month_by_township_and_village_and_keeps_a_to
     assert_eq!(r.status, 200, "{}", r.text());
     let v1_name = "<img src=x onerror=alert(1)>村";
 
-    create_user(&c, "county.admin", "admin", None, "county admin password");
-    create_user(&c, "tw1.operator", "operator", Some(tw1), "township operator password");
+    c.create_user("county.admin", "county.admin", "admin", None, "county admin password");
+    c.create_user("tw1.operator", "tw1.operator", "operator", Some(tw1), "township operator password");
 
     let browser = Browser::start().await.expect("browser");
     log_in(&browser, &c, "#/", "county.admin", "county admin password").await;
@@ -485,8 +457,8 @@ async fn a_township_operator_uploads_schedules_sees_it_play_in_the_township_and_
     let _a1 = start_agent("agent1", &dir1);
     let _a2 = start_agent("agent2", &dir2);
     c.wait_online(2, WAIT).await;
-    create_user(&c, "county.admin", "admin", None, "county admin password");
-    create_user(&c, "wang.fang", "operator", Some(tw1), "township operator password");
+    c.create_user("county.admin", "county.admin", "admin", None, "county admin password");
+    c.create_user("wang.fang", "wang.fang", "operator", Some(tw1), "township operator password");
 
     let browser = Browser::start().await.expect("browser");
     log_in(&browser, &c, "#/", "wang.fang", "township operator password").await;
@@ -644,9 +616,9 @@ async fn offline_villages_raise_alarms_on_the_dashboard_an_operator_acknowledges
     let mut a2 = start_agent("agent2", &dir2);
     c.wait_online(2, WAIT).await;
     let tw1 = township_id(&c, "第1乡").await;
-    create_user(&c, "duty.operator", "operator", None, "duty operator password");
-    create_user(&c, "county.viewer", "viewer", None, "county viewer password");
-    create_user(&c, "tw1.operator", "operator", Some(tw1), "township operator password");
+    c.create_user("duty.operator", "duty.operator", "operator", None, "duty operator password");
+    c.create_user("county.viewer", "county.viewer", "viewer", None, "county viewer password");
+    c.create_user("tw1.operator", "tw1.operator", "operator", Some(tw1), "township operator password");
 
     let browser = Browser::start().await.expect("browser");
     log_in(&browser, &c, "#/", "duty.operator", "duty operator password").await;

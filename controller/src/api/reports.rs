@@ -11,7 +11,7 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
@@ -88,11 +88,9 @@ async fn build(
     let period = period(&q)?;
     let scope = match (caller.region_id(), q.township) {
         (Some(own), Some(asked)) if own != asked => {
-            return Err(ApiError::Coded {
-                status: StatusCode::FORBIDDEN,
-                code: "forbidden",
-                message: format!("your account is limited to township {own}; township {asked} is not yours"),
-            });
+            // The same refusal as every other route outside the area.
+            let area = crate::accounts::scope::area(st, caller).await?;
+            return Err(area.refusal(&format!("township {asked}")));
         }
         (Some(own), _) => Scope::Township(own),
         (None, Some(asked)) => Scope::Township(asked),

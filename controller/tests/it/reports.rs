@@ -93,7 +93,9 @@ async fn the_county_report_counts_every_township_and_a_township_account_sees_its
     let mut req = request(Method::GET, &format!("/api/v1/reports?month=2025-06&township={other}"), Payload::None);
     req.headers_mut().insert(header::COOKIE, cookie);
     let (status, _, bytes) = fetch(&h.app, req).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{}", String::from_utf8_lossy(&bytes));
+    let body = String::from_utf8_lossy(&bytes);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("outside_area") && body.contains("limited to 城关镇"), "the area's own refusal: {body}");
 }
 
 #[tokio::test]

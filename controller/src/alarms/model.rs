@@ -82,7 +82,8 @@ pub struct Alarm {
     pub cleared_ms: Option<i64>,
     /// When an operator acknowledged it.
     pub acknowledged_ms: Option<i64>,
-    /// Who acknowledged it (`user:li.wei`, `token:province`).
+    /// Who acknowledged it, as operators read it: `李伟 (li.wei)`, or
+    /// `token:province` for an API token.
     pub acknowledged_by: Option<String>,
     /// Kind-specific figures (`offline_since_ms`, `clock_offset_ms`, …).
     pub detail: serde_json::Value,

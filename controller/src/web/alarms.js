@@ -156,7 +156,8 @@ function paintRow(row, a) {
   row.ack.hidden = !canAcknowledge() || !!a.acknowledged_ms;
 }
 
-// Who acknowledged, as the API names them ("user:li.wei"): the login name.
+// Who acknowledged, as the API names them: "李伟 (li.wei)" ("user:li.wei"
+// in alarms acknowledged before the display name was kept).
 function actorName(actor) {
   if (!actor) return '—';
   return String(actor).replace(/^user:/, '');
@@ -204,7 +205,7 @@ async function acknowledge(id, button, error) {
     if (res.status >= 200 && res.status < 300) {
       const a = res.data && res.data.alarm ? res.data.alarm : res.data;
       if (valid(a)) absorb(a);
-      else if (open.has(id)) absorb({ ...open.get(id), acknowledged_ms: Date.now(), acknowledged_by: session.user ? `user:${session.user.name}` : '' });
+      else if (open.has(id)) absorb({ ...open.get(id), acknowledged_ms: Date.now(), acknowledged_by: session.user ? `${session.user.display_name} (${session.user.name})` : '' });
     } else {
       setText(error, t('alarmsAckFailed', apiMessage(res)));
       error.hidden = false;

@@ -335,14 +335,14 @@ async fn the_list_and_acknowledgements_keep_to_the_callers_township() {
     assert_eq!(status, StatusCode::OK, "{acked}");
     assert_eq!(
         (&acked["acknowledged_by"], &acked["acknowledged_ms"]),
-        (&json!("user:town-op"), &json!(h.state.clock.now_ms()))
+        (&json!("town-op 测试 (town-op)"), &json!(h.state.clock.now_ms()))
     );
     // Idempotent: the first acknowledgement stays.
     h.state.clock.advance_ms(5_000);
     let (status, again) =
         call(&h.app, Method::POST, &format!("/api/v1/alarms/{my_alarm}/acknowledge"), Payload::None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(again["acknowledged_by"], "user:town-op");
+    assert_eq!(again["acknowledged_by"], "town-op 测试 (town-op)");
     // A viewer may list but not acknowledge.
     let viewer = account_session(&h.state, "viewer", Role::Viewer, None, false, &LONG_SESSIONS);
     assert_eq!(as_account(&h, &viewer, Method::GET, "/api/v1/alarms").await.0, StatusCode::OK);

@@ -704,7 +704,7 @@ async fn offline_villages_raise_alarms_on_the_dashboard_an_operator_acknowledges
         .expect("acknowledged");
     let (_, listed) = page_get(&browser, "/api/v1/alarms?state=open").await;
     let acked = listed["alarms"].as_array().expect("alarms").iter().find(|a| a["id"] == id1).cloned().expect("open");
-    assert_eq!(acked["acknowledged_by"], "user:duty.operator", "{acked}");
+    assert_eq!(acked["acknowledged_by"], "duty.operator (duty.operator)", "{acked}");
 
     // Village 1's board comes back: its alarm clears and leaves the panel.
     a1 = start_agent("agent1", &dir1);

@@ -180,8 +180,9 @@ impl Timeline {
         self.heard.iter().filter(|h| **h == Heard::Tone(tone)).count() as f64 * WINDOW_MS / 1000.0
     }
 
-    fn mixed(&self) -> usize {
-        self.heard.iter().filter(|h| **h == Heard::Mixed).count()
+    /// The windows that hold two tones.
+    fn mixed_windows(&self) -> Vec<usize> {
+        self.heard.iter().enumerate().filter(|(_, h)| **h == Heard::Mixed).map(|(i, _)| i).collect()
     }
 
     /// The runs of tones in order, silences of up to `bridge` windows
@@ -345,8 +346,16 @@ async fn an_emergency_preempts_a_scheduled_item_which_resumes_where_it_stopped()
     let runs = t.tone_runs(60);
     let order: Vec<Heard> = runs.iter().map(|r| r.heard).collect();
     assert_eq!(order, vec![Heard::Tone(0), Heard::Tone(1), Heard::Tone(0)], "{runs:?}");
-    assert!(t.mixed() <= 2, "{} windows hold both tones", t.mixed());
     let (before, emergency_run, after) = (runs[0], runs[1], runs[2]);
+    // Never together but at the two switches: a window there may straddle
+    // the switch, and on a loaded machine the output's period can carry
+    // one more (at most 20 ms on each side of a switch).
+    let switches = [before.to, emergency_run.from, emergency_run.to, after.from];
+    let mixed: Vec<usize> = t.mixed_windows();
+    assert!(
+        mixed.len() <= 4 && mixed.iter().all(|&w| switches.iter().any(|&s| w.abs_diff(s) <= 2)),
+        "windows holding both tones {mixed:?}, away from the switches {switches:?}"
+    );
     // Resumed where it stopped: the item's tone adds up to its length once.
     let item_secs = t.seconds_of(0);
     assert!((item_secs - ITEM_SECS).abs() < 0.3, "{item_secs:.2} s of the item (restarted from zero would be more)");

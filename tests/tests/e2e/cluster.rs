@@ -62,6 +62,19 @@ impl Cluster {
         self.controller = Some(p);
     }
 
+    /// Stops the controller, appends `toml` to its configuration and starts
+    /// it again (a test's own settings, e.g. an `[alarms]` section).
+    pub async fn restart_with_config(&mut self, toml: &str) {
+        if let Some(mut old) = self.controller.take() {
+            old.kill().await;
+        }
+        let config = self.dir.path().join("controller.toml");
+        let mut text = std::fs::read_to_string(&config).expect("config");
+        text.push_str(toml);
+        std::fs::write(&config, text).expect("config");
+        self.start_controller().await;
+    }
+
     pub fn controller(&self) -> &Proc {
         self.controller.as_ref().expect("controller running")
     }

@@ -14,7 +14,7 @@ use dalaba_protocol::state::PlayOutcome;
 use serde_json::{Value, json};
 
 use crate::cluster::{Cluster, start_agent};
-use crate::main_flow::{WAIT, errors, goto, log_in_as, play, report_plays, run, township_id};
+use crate::main_flow::{FAST_ALARMS, WAIT, errors, goto, log_in_as, play, report_plays, run, township_id};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -36,17 +36,7 @@ async fn eval(browser: &Browser, script: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guide_tour_visits_every_page_of_a_populated_controller() {
     let mut c = Cluster::start(8).await;
-    // Alarms after a minute offline; no clock or disk alarms from a busy
-    // test machine.
-    c.controller.take().expect("controller").kill().await;
-    let config = c.dir.path().join("controller.toml");
-    let mut text = std::fs::read_to_string(&config).expect("config");
-    text.push_str(
-        "[alarms]\noffline_after_minutes = 1\nevaluate_every_secs = 2\n\
-         clock_offset_max_ms = 3600000\ndisk_free_min_mb = 0\n",
-    );
-    std::fs::write(&config, text).expect("config");
-    c.start_controller().await;
+    c.restart_with_config(FAST_ALARMS).await;
     let tw1 = township_id(&c, "第1乡").await;
 
     // The library: a notice and a jingle.

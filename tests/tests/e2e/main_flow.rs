@@ -24,6 +24,12 @@ use crate::cluster::{Cluster, start_agent};
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// Alarms after one minute offline (the shortest allowed), evaluated often;
+/// no clock or disk alarms (a loaded test machine may measure a clock
+/// offset over a second, and its disk may be nearly full).
+pub const FAST_ALARMS: &str = "[alarms]\noffline_after_minutes = 1\nevaluate_every_secs = 2\n\
+                               clock_offset_max_ms = 3600000\ndisk_free_min_mb = 0\n";
+
 /// Opens the console at `hash`, logs in through its form and waits for the
 /// dashboard's first load.
 pub async fn log_in(browser: &Browser, c: &Cluster, hash: &str, name: &str, password: &str) {
@@ -600,18 +606,7 @@ async fn offline_villages_raise_alarms_on_the_dashboard_an_operator_acknowledges
     let (v1, v2) = (c.village_id(0).await, c.village_id(1).await);
     let dir1 = c.enrol_agent("agent1", v1).await;
     let dir2 = c.enrol_agent("agent2", v2).await;
-    // Alarms after one minute offline (the shortest allowed), evaluated
-    // often; no clock or disk alarms (a loaded test machine may measure a
-    // clock offset over a second, and its disk may be nearly full).
-    c.controller.take().expect("controller").kill().await;
-    let config = c.dir.path().join("controller.toml");
-    let mut text = std::fs::read_to_string(&config).expect("config");
-    text.push_str(
-        "[alarms]\noffline_after_minutes = 1\nevaluate_every_secs = 2\n\
-         clock_offset_max_ms = 3600000\ndisk_free_min_mb = 0\n",
-    );
-    std::fs::write(&config, text).expect("config");
-    c.start_controller().await;
+    c.restart_with_config(FAST_ALARMS).await;
     let mut a1 = start_agent("agent1", &dir1);
     let mut a2 = start_agent("agent2", &dir2);
     c.wait_online(2, WAIT).await;

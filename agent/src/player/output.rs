@@ -364,9 +364,15 @@ where
         }
     };
     let broken = Arc::clone(broken);
+    // ALSA may report the same fault on every period: the first is logged
+    // as the error, the rest only at debug level, so a fault does not
+    // flood the village's log.
     let error = move |e: cpal::Error| {
-        tracing::error!(error = %e, "audio output failed");
-        broken.store(true, Ordering::Relaxed);
+        if broken.swap(true, Ordering::Relaxed) {
+            tracing::debug!(error = %e, "audio output failed again");
+        } else {
+            tracing::error!(error = %e, "audio output failed");
+        }
     };
     device.build_output_stream::<T, _, _>(config, data, error, None)
 }

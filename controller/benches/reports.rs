@@ -321,6 +321,7 @@ impl Http {
             emergency: true,
             password_hash: "-".into(),
             created_at_ms: now,
+            password_change_required: false,
         };
         let user = state.store.create_user(&admin)?;
         let (value, stored) =

@@ -98,8 +98,18 @@ pub fn run(config: &Config, args: UserArgs, clock: &Clock, input: &mut dyn BufRe
                 }
             }
             let password_hash = hash_password(&read_password(input)?)?;
-            let new =
-                NewUser { name, display_name, role, region_id: region, emergency, password_hash, created_at_ms: now };
+            // Typed at the server by whoever runs the command (the first
+            // admin, for themselves): not a password to change at once.
+            let new = NewUser {
+                name,
+                display_name,
+                role,
+                region_id: region,
+                emergency,
+                password_hash,
+                created_at_ms: now,
+                password_change_required: false,
+            };
             let user = store.create_user(&new)?;
             println!("Created {} account {} (id {}).", user.role, user.name, user.id);
         }
@@ -119,7 +129,12 @@ pub fn run(config: &Config, args: UserArgs, clock: &Clock, input: &mut dyn BufRe
         UserCommand::Password { name } => {
             let user = find(&store, &name)?;
             let password_hash = hash_password(&read_password(input)?)?;
-            store.update_user(user.id, &UserPatch { password_hash: Some(password_hash), ..UserPatch::default() })?;
+            let patch = UserPatch {
+                password_hash: Some(password_hash),
+                password_change_required: Some(false),
+                ..UserPatch::default()
+            };
+            store.update_user(user.id, &patch)?;
             println!("Password of {} changed; its sessions ended.", user.name);
         }
         UserCommand::Disable { name } => {

@@ -122,6 +122,9 @@ pub struct User {
     pub locked_until_ms: Option<i64>,
     /// The last successful login (Unix ms), if any.
     pub last_login_ms: Option<i64>,
+    /// The password was chosen by an admin (a new account, a reset): its
+    /// holder is asked to choose their own.
+    pub password_change_required: bool,
 }
 
 /// An account to store.
@@ -141,6 +144,8 @@ pub struct NewUser {
     pub password_hash: String,
     /// Now (Unix ms).
     pub created_at_ms: i64,
+    /// Whether the holder is to change the password (an admin chose it).
+    pub password_change_required: bool,
 }
 
 /// Changes to an account; `None` leaves a field as it is.
@@ -156,6 +161,8 @@ pub struct UserPatch {
     pub emergency: Option<bool>,
     /// New password hash.
     pub password_hash: Option<String>,
+    /// Whether the holder is to change the password.
+    pub password_change_required: Option<bool>,
     /// Disable (`Some(Some(now))`) or enable (`Some(None)`).
     pub disabled_at_ms: Option<Option<i64>>,
 }
@@ -178,6 +185,9 @@ pub enum AccountError {
     /// A viewer with the emergency flag.
     #[error("only operators and admins may start emergencies")]
     ViewerEmergency,
+    /// A new password the same as the current one.
+    #[error("the new password must differ from the current one")]
+    SamePassword,
     /// Hashing failed (no randomness).
     #[error("cannot hash the password: {0}")]
     Hash(String),

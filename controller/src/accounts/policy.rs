@@ -60,7 +60,9 @@ pub fn need(method: &Method, route: &str) -> Need {
         "/enrol" | "/link" | "/content/{sha256}" => Need::Public,
         "/session" if *method == Method::POST => Need::Public,
         "/openapi.json" | "/controller" if get => Need::Public,
-        "/session" => Need::Read,
+        // Logging out, and changing one's own password (the handler
+        // refuses API tokens: they have none).
+        "/session" | "/session/password" => Need::Read,
         "/users" | "/users/{id}" | "/tokens" | "/tokens/{id}" | "/audit" | "/audit/export.csv" => Need::Admin,
         "/live/{id}/microphone" => Need::Live,
         _ if get => Need::Read,
@@ -82,6 +84,7 @@ pub fn action(method: &Method, route: &str) -> String {
     let named = match (method.as_str(), route) {
         ("POST", "/session") => "login",
         ("DELETE", "/session") => "logout",
+        ("POST", "/session/password") => "password.change",
         ("POST", "/enrol") => "agent.enrol",
         ("DELETE", "/agents/{id}") => "agent.remove",
         ("POST", "/villages/{id}/enrolment-codes") => "agent.enrolment_code",
@@ -232,6 +235,7 @@ mod tests {
             failed_logins: 0,
             locked_until_ms: None,
             last_login_ms: None,
+            password_change_required: false,
         })
     }
 

@@ -118,22 +118,9 @@ pub async fn login(State(st): State<AppState>, request: axum::extract::Request) 
         return Err(refused("wrong name or password".into()));
     }
     st.db(move |s| s.record_login(id, true, now)).await?;
-    let settings = st.accounts.sessions;
-    let (cookie, new) = session::new_session(id, now, &ip_text, &settings).map_err(ApiError::Internal)?;
-    let csrf = new.csrf.clone();
-    let expires_at_ms = new.expires_at_ms;
-    st.db(move |s| s.create_session(&new)).await?;
-    guard::append(&st, audit("login", StatusCode::OK, format!("user:{}", user.name), String::new())).await;
-    let body = json!({
-        "user": user,
-        "csrf_token": csrf,
-        "expires_at_ms": expires_at_ms,
-        "idle_timeout_s": settings.idle.as_secs(),
-    });
-    let mut response = Json(body).into_response();
-    let set = HeaderValue::from_str(&session::set_cookie(&cookie, &settings))
-        .map_err(|e| ApiError::Internal(format!("cookie: {e}")))?;
-    response.headers_mut().insert(header::SET_COOKIE, set);
+    let actor = format!("user:{}", user.name);
+    let response = start_session(&st, user, &ip_text, now).await?;
+    guard::append(&st, audit("login", StatusCode::OK, actor, String::new())).await;
     Ok(response)
 }
 
@@ -160,6 +147,100 @@ pub async fn logout(State(st): State<AppState>, caller: Caller) -> Result<Respon
     if let Ok(v) = HeaderValue::from_str(&session::clear_cookie()) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
+    Ok(response)
+}
+
+/// `POST /session/password` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /session/password`: the logged-in account changes its own
+/// password. The current one must be given (a console left logged in is
+/// not enough); a wrong one counts as a failed login. Every session of the
+/// account ends and this one is replaced by a fresh session (new cookie,
+/// new CSRF token), returned as `POST /session` returns it.
+pub async fn change_password(
+    State(st): State<AppState>,
+    caller: Caller,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let (Principal::User(me), Some(_)) = (&caller.principal, &caller.session) else {
+        return Err(ApiError::Coded {
+            status: StatusCode::FORBIDDEN,
+            code: "not_an_account",
+            message: "only a logged-in account has a password to change (API tokens have none)".into(),
+        });
+    };
+    let ip = guard::peer_ip(request.extensions()).map(|i| i.to_string()).unwrap_or_default();
+    let bytes = axum::body::to_bytes(request.into_body(), 16 * 1024)
+        .await
+        .map_err(|_| ApiError::BadRequest("the request is too large".into()))?;
+    let b: PasswordChange = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::BadRequest(format!("the request must be {{\"current_password\", \"new_password\"}}: {e}"))
+    })?;
+    let now = st.clock.now_ms();
+    let name = me.name.clone();
+    let Some((user, stored)) = st.db(move |s| s.user_by_name(&name)).await? else {
+        return Err(ApiError::Unauthorized("this account no longer exists".into()));
+    };
+    // Locked by wrong passwords (here or at login): no more guesses until
+    // the lock ends, even from a session that is still open.
+    if let Some(why) = user.login_refusal(now) {
+        return Err(ApiError::Coded { status: StatusCode::FORBIDDEN, code: "locked", message: why });
+    }
+    let (given, new_password) = (b.current_password, b.new_password);
+    // Hashing is slow by design: off the async threads. `None`: the
+    // current password is wrong.
+    let hashed = tokio::task::spawn_blocking(move || {
+        if !accounts::verify_password(&given, &stored) {
+            return None;
+        }
+        Some(if given == new_password {
+            Err(accounts::AccountError::SamePassword)
+        } else {
+            accounts::hash_password(&new_password)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))?;
+    let id = user.id;
+    let Some(hashed) = hashed else {
+        st.db(move |s| s.record_login(id, false, now)).await?;
+        return Err(ApiError::Coded {
+            status: StatusCode::FORBIDDEN,
+            code: "wrong_password",
+            message: "the current password is wrong; the password was not changed".into(),
+        });
+    };
+    let password_hash = hashed.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let patch =
+        UserPatch { password_hash: Some(password_hash), password_change_required: Some(false), ..UserPatch::default() };
+    let user = st.db(move |s| s.update_user(id, &patch)).await?;
+    start_session(&st, user, &ip, now).await
+}
+
+/// Starts a session for `user` and answers as `POST /session` does: the
+/// account, the page's CSRF token, and the session cookie.
+async fn start_session(st: &AppState, user: User, ip: &str, now: i64) -> Result<Response, ApiError> {
+    let settings = st.accounts.sessions;
+    let (cookie, new) = session::new_session(user.id, now, ip, &settings).map_err(ApiError::Internal)?;
+    let csrf = new.csrf.clone();
+    let expires_at_ms = new.expires_at_ms;
+    st.db(move |s| s.create_session(&new)).await?;
+    let body = json!({
+        "user": user,
+        "csrf_token": csrf,
+        "expires_at_ms": expires_at_ms,
+        "idle_timeout_s": settings.idle.as_secs(),
+    });
+    let mut response = Json(body).into_response();
+    let set = HeaderValue::from_str(&session::set_cookie(&cookie, &settings))
+        .map_err(|e| ApiError::Internal(format!("cookie: {e}")))?;
+    response.headers_mut().insert(header::SET_COOKIE, set);
     Ok(response)
 }
 
@@ -208,6 +289,8 @@ pub async fn create_user(
         emergency,
         password_hash: hash,
         created_at_ms: st.clock.now_ms(),
+        // The admin chose it: the holder is asked to choose their own.
+        password_change_required: true,
     };
     let user = st.db(move |s| s.create_user(&new)).await?;
     Ok((StatusCode::CREATED, Json(user)))
@@ -258,6 +341,10 @@ pub async fn update_user(
     {
         return Err(ApiError::Conflict("you cannot take away your own admin role or disable yourself".into()));
     }
+    // A password an admin sets for someone else is a reset: its holder is
+    // asked to choose their own.
+    let own = matches!(&caller, Principal::User(me) if me.id == id);
+    let password_change_required = b.password.as_ref().map(|_| !own);
     let password_hash = match b.password {
         Some(p) => Some(
             tokio::task::spawn_blocking(move || accounts::hash_password(&p))
@@ -274,6 +361,7 @@ pub async fn update_user(
         region_id: b.region_id,
         emergency: (emergency != current.emergency).then_some(emergency),
         password_hash,
+        password_change_required,
         disabled_at_ms: b.disabled.map(|d| d.then_some(now)),
     };
     Ok(Json(st.db(move |s| s.update_user(id, &patch)).await?))

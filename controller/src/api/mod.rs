@@ -129,6 +129,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/openapi.json", get(openapi::document))
         .route("/session", get(accounts::whoami).post(accounts::login).delete(accounts::logout))
+        .route("/session/password", post(accounts::change_password))
         .route("/users", get(accounts::users).post(accounts::create_user))
         .route("/users/{id}", patch(accounts::update_user))
         .route("/tokens", get(accounts::list_tokens).post(accounts::create_token))

@@ -331,6 +331,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "accounts keep their last login",
         sql: "ALTER TABLE users ADD COLUMN last_login_ms INTEGER;",
     },
+    Migration {
+        version: 11,
+        name: "a password an admin chose is to be changed by its holder",
+        sql: "ALTER TABLE users ADD COLUMN password_change_required INTEGER NOT NULL DEFAULT 0;",
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -419,7 +424,7 @@ mod tests {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1, "{}", m.name);
         }
-        assert_eq!(latest_version(), 10);
+        assert_eq!(latest_version(), 11);
     }
 
     #[test]
@@ -537,5 +542,25 @@ mod tests {
         let keys: Vec<String> = store.library_categories().expect("categories").into_iter().map(|c| c.key).collect();
         assert_eq!(keys, ["health", "legal", "traffic"]);
         assert_eq!(store.library_items().expect("items"), []);
+    }
+
+    #[test]
+    fn upgrades_a_version_10_database_keeping_accounts_unflagged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dalaba.db");
+        drop(SqliteStore::open_at_version(&path, 10).expect("open at 10"));
+        Connection::open(&path)
+            .and_then(|c| {
+                c.execute(
+                    "INSERT INTO users (name, display_name, role, password_hash, created_at_ms)
+                     VALUES ('li.wei', '李伟', 'operator', '-', 1)",
+                    [],
+                )
+            })
+            .expect("an account from before");
+        let store = SqliteStore::open(&path).expect("upgrade");
+        let users = store.users().expect("users");
+        assert_eq!(users.len(), 1);
+        assert!(!users[0].password_change_required, "nobody is asked to change a password they already had");
     }
 }

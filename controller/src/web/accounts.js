@@ -235,7 +235,8 @@ export function mountAccounts(root) {
       h('td', {}, h('span', { class: `adm-role r-${u.role}` }, t(`role_${u.role}`))),
       h('td', {}, areaName(u.region_id)),
       h('td', {}, t(u.emergency ? 'accYes' : 'accNo')),
-      h('td', {}, h('span', { class: `adm-state s-${st}` }, stateText)),
+      h('td', {}, h('span', { class: `adm-state s-${st}` }, stateText),
+        u.password_change_required ? h('span', { class: 'adm-state s-pw', dataset: { accPwPending: '' } }, t('accPwPending')) : null),
       h('td', { class: 'small', dataset: { cell: 'last-login' }, title: Number.isFinite(u.created_at_ms) ? t('accCreatedAt', absTime(u.created_at_ms)) : null },
         u.last_login_ms ? absTime(u.last_login_ms) : t('accNoLogin')),
     );

@@ -26,7 +26,7 @@ const COUNTY_OFFSET = '+08:00';
 
 // The actions an operator filters by; a key ending in '.' is a prefix.
 const ACTIONS = [
-  'login', 'login.failed', 'logout', 'user.', 'token.', 'schedule.', 'library.', 'quiet_hours.',
+  'login', 'login.failed', 'logout', 'password.', 'user.', 'token.', 'schedule.', 'library.', 'quiet_hours.',
   'live.', 'alert.', 'agent.', 'region.', 'directory.',
 ];
 

@@ -90,6 +90,7 @@ import { applyFilters, restoreCollapsed, setCollapsed } from './filters.js';
 import { initialLang, switchLang, t, tagLabel } from './i18n.js';
 import { townshipName } from './model.js';
 import { initPanel, paintPanel } from './panel.js';
+import { initPassword } from './password.js';
 import { initRemove } from './remove.js';
 import { initRouter, relabelPage } from './router.js';
 import { ensureSession, logout } from './session.js';
@@ -162,6 +163,7 @@ async function start() {
   });
 
   $('logout').addEventListener('click', logout);
+  initPassword();
   // Logged in (or the controller has no accounts yet) before anything loads.
   await ensureSession();
   initPanel();

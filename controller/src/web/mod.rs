@@ -45,6 +45,7 @@ const ASSETS: &[Asset] = &[
     Asset { name: "format.js", content_type: JS, body: include_str!("format.js") },
     Asset { name: "api.js", content_type: JS, body: include_str!("api.js") },
     Asset { name: "session.js", content_type: JS, body: include_str!("session.js") },
+    Asset { name: "password.js", content_type: JS, body: include_str!("password.js") },
     Asset { name: "model.js", content_type: JS, body: include_str!("model.js") },
     Asset { name: "tree.js", content_type: JS, body: include_str!("tree.js") },
     Asset { name: "filters.js", content_type: JS, body: include_str!("filters.js") },

@@ -5,7 +5,8 @@
 //
 // Stable hooks: #login (the login dialog, hidden when not needed),
 // [data-login-form], #login-name, #login-password, [data-login-error],
-// #user-name (who is logged in), #logout, body[data-role] (admin |
+// #user-name (who is logged in; a button that opens the password dialog,
+// password.js), #logout, body[data-role] (admin |
 // operator | viewer | token: what the caller may do; the navigation links
 // the role may not use are hidden — the server refuses them anyway).
 import { t } from './i18n.js';
@@ -32,7 +33,7 @@ export async function ensureSession() {
     return; // the page's own loading shows the network error
   }
   if (res.ok) {
-    adopt(await res.json().catch(() => ({})));
+    adoptSession(await res.json().catch(() => ({})));
   } else if (res.status === 401) {
     await login();
   }
@@ -92,12 +93,15 @@ export function mayChange() {
 // gives accounts, tokens and the audit log to admins alone).
 const ADMIN_NAV = ['accounts', 'audit'];
 
-function adopt(body) {
-  session.kind = body.kind || null;
+// Takes on a session as `GET /session`, login and a password change
+// answer it, and tells the page (the `dalaba:session` event on document).
+export function adoptSession(body) {
+  session.kind = body.kind || (body.user ? 'user' : null);
   session.user = body.user || null;
   session.csrf = body.csrf_token || null;
   paintUser();
   paintRole();
+  document.dispatchEvent(new CustomEvent('dalaba:session'));
 }
 
 function paintRole() {
@@ -116,7 +120,7 @@ function paintUser() {
   if (!name || !out) return;
   const u = session.user;
   name.textContent = u ? u.display_name || u.name : '';
-  name.title = u ? `${u.name} · ${t('role_' + u.role)}` : '';
+  name.title = u ? `${u.name} · ${t('role_' + u.role)} · ${t('pwChangeHint')}` : '';
   name.hidden = !u;
   out.hidden = !u;
 }
@@ -196,7 +200,7 @@ async function submitLogin(form, name, pass, error, submit) {
       pass.select();
       return;
     }
-    adopt(body);
+    adoptSession(body);
     pass.value = '';
     document.getElementById('login').hidden = true;
     delete document.body.dataset.login;

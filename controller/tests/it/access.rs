@@ -17,7 +17,8 @@ use crate::routes::ROUTES;
 
 /// What a route needs, by hand: P public, G an agent's own credentials
 /// (the route checks them; no caller here is an agent), R read, S
-/// schedule, L live paging, E emergency, N enrol agents, A admin.
+/// schedule, L live paging, E emergency, N enrol agents, A admin, U an
+/// account's own session (its password: no token has one).
 fn category(method: &str, path: &str) -> char {
     match (method, path) {
         ("get", "/api/v1/link" | "/api/v1/content/{sha256}") => 'G',
@@ -29,6 +30,7 @@ fn category(method: &str, path: &str) -> char {
         ("get", "/api/v1/live/{id}/microphone") => 'L',
         ("get", _) => 'R',
         ("delete", "/api/v1/session") => 'R',
+        ("post", "/api/v1/session/password") => 'U',
         (_, "/api/v1/regions" | "/api/v1/regions/{id}" | "/api/v1/directory/import" | "/api/v1/quiet-hours") => 'A',
         (_, "/api/v1/villages/{id}/enrolment-codes" | "/api/v1/agents/{id}") => 'N',
         (_, p) if p.starts_with("/api/v1/schedules") || p.starts_with("/api/v1/library") => 'S',
@@ -83,15 +85,15 @@ async fn every_route_answers_each_caller_as_the_table_says() {
     let h = Harness::new();
     let s = seed(&h.app).await;
     let callers = vec![
-        Who { name: "viewer", holds: "R", headers: session(&h, "viewer", Role::Viewer, None, false) },
-        Who { name: "operator", holds: "RSLN", headers: session(&h, "op", Role::Operator, None, false) },
+        Who { name: "viewer", holds: "RU", headers: session(&h, "viewer", Role::Viewer, None, false) },
+        Who { name: "operator", holds: "RSLNU", headers: session(&h, "op", Role::Operator, None, false) },
         Who {
             name: "township operator",
-            holds: "RSLN",
+            holds: "RSLNU",
             headers: session(&h, "op-town", Role::Operator, Some(s.township), false),
         },
-        Who { name: "emergency operator", holds: "RSLNE", headers: session(&h, "op-e", Role::Operator, None, true) },
-        Who { name: "admin", holds: "RSLNEA", headers: session(&h, "admin2", Role::Admin, None, true) },
+        Who { name: "emergency operator", holds: "RSLNEU", headers: session(&h, "op-e", Role::Operator, None, true) },
+        Who { name: "admin", holds: "RSLNEAU", headers: session(&h, "admin2", Role::Admin, None, true) },
         Who { name: "read token", holds: "R", headers: bearer(&h, "reader", &[Scope::Read], false) },
         Who { name: "schedule token", holds: "SL", headers: bearer(&h, "scheduler", &[Scope::Schedule], false) },
         Who { name: "emergency token", holds: "E", headers: bearer(&h, "province", &[Scope::Emergency], false) },
@@ -232,6 +234,7 @@ async fn logins_check_argon2id_passwords_lock_after_five_failures_and_are_rate_l
             emergency: false,
             password_hash: hash_password("correct horse battery").expect("hash"),
             created_at_ms: T0,
+            password_change_required: false,
         };
         h.state.store.create_user(&new).expect("account");
     }
@@ -243,7 +246,7 @@ async fn logins_check_argon2id_passwords_lock_after_five_failures_and_are_rate_l
     }
     assert_eq!(body["user"]["role"], "operator");
     assert!(body["csrf_token"].as_str().is_some_and(|t| t.len() >= 40), "{body}");
-    assert!(body.to_string().find("password").is_none(), "no hash in the answer: {body}");
+    assert!(!body.to_string().contains("$argon2") && body["user"].get("password_hash").is_none(), "no hash: {body}");
 
     // Five wrong passwords lock the account; the right one is then refused too.
     for _ in 0..5 {

@@ -141,6 +141,7 @@ pub fn account_session(
         // Never logged in with a password: the session is made here.
         password_hash: "-".into(),
         created_at_ms: T0,
+        password_change_required: false,
     };
     let user = state.store.create_user(&new).expect("account");
     let (value, session) = session::new_session(user.id, T0, "192.0.2.7", lifetimes).expect("session");

@@ -10,6 +10,7 @@
 //! - `csv`: directory export and import.
 //! - `enrolment`: enrolment codes, enrolment and the agent list.
 //! - `library`: the audio library, text to speech and content downloads.
+//! - `passwords`: an account changing its own password.
 //! - `presence`: live presence as the API and the dashboard show it.
 //! - `routes`: the OpenAPI document against the router, metrics, pages, the
 //!   JSON fallback and the agent link's authentication.
@@ -27,6 +28,7 @@ mod harness;
 mod hostile;
 mod library;
 mod live;
+mod passwords;
 mod presence;
 mod reports;
 mod routes;

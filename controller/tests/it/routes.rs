@@ -14,11 +14,12 @@ use crate::harness::{Harness, Payload, call, csv, enrol, enrol_request, error_me
 
 /// Every route `api::router` registers, as (method, path) in OpenAPI's
 /// spelling. Keep in step with `controller/src/api/mod.rs`.
-pub(crate) const ROUTES: [(&str, &str); 61] = [
+pub(crate) const ROUTES: [(&str, &str); 62] = [
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/session"),
     ("post", "/api/v1/session"),
     ("delete", "/api/v1/session"),
+    ("post", "/api/v1/session/password"),
     ("get", "/api/v1/users"),
     ("post", "/api/v1/users"),
     ("patch", "/api/v1/users/{id}"),

@@ -18,24 +18,24 @@ use serde_json::{Value, json};
 use crate::cluster::Cluster;
 
 const WAIT: Duration = Duration::from_secs(20);
-const ADMIN: &str = "county.admin";
-const ADMIN_PASSWORD: &str = "correct horse battery";
+pub(crate) const ADMIN: &str = "county.admin";
+pub(crate) const ADMIN_PASSWORD: &str = "correct horse battery";
 
 /// A JavaScript literal of `s` (JSON is one, whatever `s` holds).
-fn lit(s: &str) -> String {
+pub(crate) fn lit(s: &str) -> String {
     serde_json::to_string(s).expect("a string serialises")
 }
 
-async fn js(browser: &Browser, script: &str) -> Value {
+pub(crate) async fn js(browser: &Browser, script: &str) -> Value {
     browser.eval(script).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
 }
 
-async fn wait(browser: &Browser, what: &str, script: &str) -> Value {
+pub(crate) async fn wait(browser: &Browser, what: &str, script: &str) -> Value {
     browser.wait_until(what, script, WAIT).await.unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 /// Logs in through the form (which must be up) and waits until it is gone.
-async fn log_in(browser: &Browser, name: &str, password: &str) {
+pub(crate) async fn log_in(browser: &Browser, name: &str, password: &str) {
     wait(
         browser,
         "the login form",
@@ -56,7 +56,7 @@ async fn log_in(browser: &Browser, name: &str, password: &str) {
     wait(browser, "logged in", "return document.getElementById('login').hidden && !document.body.dataset.login;").await;
 }
 
-async fn log_out(browser: &Browser) {
+pub(crate) async fn log_out(browser: &Browser) {
     js(browser, "document.getElementById('logout').click(); return true;").await;
     wait(browser, "the login form after logging out", "return document.body.dataset.login === 'true';").await;
 }
@@ -64,7 +64,7 @@ async fn log_out(browser: &Browser) {
 /// Opens `hash` and waits until the page's data is in. A change of hash
 /// alone is not a new document, so the page shown before is marked stale
 /// and only a fresh one counts.
-async fn open_page(browser: &Browser, c: &Cluster, hash: &str, page: &str) {
+pub(crate) async fn open_page(browser: &Browser, c: &Cluster, hash: &str, page: &str) {
     mark_stale(browser).await;
     browser.open(&format!("{}/{hash}", c.url())).await.expect("open");
     wait_loaded(browser, page).await;
@@ -77,7 +77,7 @@ async fn reload(browser: &Browser, page: &str) {
     wait_loaded(browser, page).await;
 }
 
-async fn mark_stale(browser: &Browser) {
+pub(crate) async fn mark_stale(browser: &Browser) {
     js(
         browser,
         "const p = document.querySelector('#page > [data-page]'); if (p) p.dataset.stale = 'true'; return true;",
@@ -85,7 +85,7 @@ async fn mark_stale(browser: &Browser) {
     .await;
 }
 
-async fn wait_loaded(browser: &Browser, page: &str) {
+pub(crate) async fn wait_loaded(browser: &Browser, page: &str) {
     wait(
         browser,
         &format!("the {page} page loaded"),
@@ -98,7 +98,7 @@ async fn wait_loaded(browser: &Browser, page: &str) {
 
 /// Saves a screenshot for the user guide when `DALABA_SCREENSHOTS` names a
 /// directory.
-async fn screenshot(browser: &Browser, name: &str) {
+pub(crate) async fn screenshot(browser: &Browser, name: &str) {
     let Some(dir) = std::env::var_os("DALABA_SCREENSHOTS") else { return };
     let dir = std::path::PathBuf::from(dir);
     std::fs::create_dir_all(&dir).expect("screenshot directory");
@@ -110,19 +110,19 @@ async fn screenshot(browser: &Browser, name: &str) {
 }
 
 /// A new account as typed into the accounts page's form.
-struct NewAccount<'a> {
-    name: &'a str,
-    display: &'a str,
-    role: &'a str,
+pub(crate) struct NewAccount<'a> {
+    pub name: &'a str,
+    pub display: &'a str,
+    pub role: &'a str,
     /// Which township in the select (1 = the first), 0 for the county.
-    township: usize,
-    emergency: bool,
-    password: &'a str,
-    confirm: &'a str,
+    pub township: usize,
+    pub emergency: bool,
+    pub password: &'a str,
+    pub confirm: &'a str,
 }
 
 /// Fills the new-account form and submits it; returns the township chosen.
-async fn submit_account(browser: &Browser, a: &NewAccount<'_>) -> String {
+pub(crate) async fn submit_account(browser: &Browser, a: &NewAccount<'_>) -> String {
     let chosen = js(
         browser,
         &format!(
@@ -150,7 +150,7 @@ async fn submit_account(browser: &Browser, a: &NewAccount<'_>) -> String {
 }
 
 /// The row of account `name`: its data attributes and text, once shown.
-async fn account_row(browser: &Browser, name: &str) -> Value {
+pub(crate) async fn account_row(browser: &Browser, name: &str) -> Value {
     wait(
         browser,
         &format!("the row of account {name}"),
@@ -181,7 +181,7 @@ async fn click_in_row(browser: &Browser, row: &str, name: &str, selector: &str) 
 }
 
 /// The form error under the new-account form, once shown.
-async fn form_error(browser: &Browser, selector: &str) -> String {
+pub(crate) async fn form_error(browser: &Browser, selector: &str) -> String {
     let e = wait(
         browser,
         &format!("the error {selector}"),

@@ -16,5 +16,6 @@ mod live;
 mod live_agents;
 mod main_flow;
 mod pages;
+mod password;
 mod plays;
 mod relay;

@@ -9,9 +9,10 @@ use crate::accounts::{LOCKOUT, MAX_FAILED_LOGINS, NewUser, Role, User, UserPatch
 use crate::store::StoreError;
 
 const USER_COLUMNS: &str = "u.id, u.name, u.display_name, u.role, u.region_id, u.emergency, u.created_at_ms, \
-                            u.disabled_at_ms, u.failed_logins, u.locked_until_ms, u.last_login_ms";
+                            u.disabled_at_ms, u.failed_logins, u.locked_until_ms, u.last_login_ms, \
+                            u.password_change_required";
 /// How many columns [`USER_COLUMNS`] names: a query's own columns follow.
-const USER_COLUMN_COUNT: usize = 11;
+const USER_COLUMN_COUNT: usize = 12;
 
 fn user(row: &Row<'_>) -> rusqlite::Result<User> {
     let role: String = row.get(3)?;
@@ -29,6 +30,7 @@ fn user(row: &Row<'_>) -> rusqlite::Result<User> {
         failed_logins: row.get(8)?,
         locked_until_ms: row.get(9)?,
         last_login_ms: row.get(10)?,
+        password_change_required: row.get(11)?,
     })
 }
 
@@ -42,8 +44,9 @@ fn conflict_or(e: rusqlite::Error, name: &str) -> StoreError {
 
 pub(super) fn create_user(conn: &Connection, new: &NewUser) -> Result<User, StoreError> {
     conn.execute(
-        "INSERT INTO users (name, display_name, role, region_id, emergency, password_hash, created_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO users (name, display_name, role, region_id, emergency, password_hash, created_at_ms,
+                            password_change_required)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             new.name,
             new.display_name,
@@ -51,7 +54,8 @@ pub(super) fn create_user(conn: &Connection, new: &NewUser) -> Result<User, Stor
             new.region_id,
             new.emergency,
             new.password_hash,
-            new.created_at_ms
+            new.created_at_ms,
+            new.password_change_required
         ],
     )
     .map_err(|e| conflict_or(e, &new.name))?;
@@ -97,6 +101,9 @@ pub(super) fn update_user(conn: &mut Connection, id: i64, patch: &UserPatch) -> 
             "UPDATE users SET password_hash = ?2, failed_logins = 0, locked_until_ms = NULL WHERE id = ?1",
             params![id, hash],
         )?;
+    }
+    if let Some(required) = patch.password_change_required {
+        tx.execute("UPDATE users SET password_change_required = ?2 WHERE id = ?1", params![id, required])?;
     }
     if let Some(disabled) = patch.disabled_at_ms {
         tx.execute("UPDATE users SET disabled_at_ms = ?2 WHERE id = ?1", params![id, disabled])?;

@@ -1,8 +1,8 @@
 // The accounts page (#/accounts, admins): every operator account with its
 // role, township and emergency right, creating one, changing what it may
 // do, disabling and enabling it, resetting its password; and the API
-// tokens of upstream systems: creating one (its secret shown once),
-// revoking one. Names are shown as text, never as markup.
+// tokens of upstream systems (tokens.js). Names are shown as text, never
+// as markup.
 //
 // Stable hooks: [data-accounts-admin-only] (the note a non-admin sees),
 // [data-first-run]; [data-account-form] with [data-acc-name],
@@ -15,21 +15,17 @@
 // [data-acc-confirm-disable], [data-acc-edit-form] (its own role, region,
 // emergency and display-name fields and [data-acc-save]),
 // [data-acc-reset-form] ([data-acc-new-password], [data-acc-new-confirm],
-// [data-acc-save]), [data-acc-row-error]; [data-token-form] with
-// [data-tok-name], [data-tok-scope="read|schedule|emergency"],
-// [data-tok-create], [data-tok-error]; [data-token-secret-box] with
-// [data-token-secret], [data-token-copy], [data-token-done]; rows
-// [data-token-row="<name>"][data-revoked] with [data-token-revoke],
-// [data-token-confirm-revoke], [data-token-row-error].
+// [data-acc-save]), [data-acc-row-error], [data-acc-pw-pending] (the
+// password is still the one an admin chose).
 import { apiMessage, getJSON, loadErrorText, sendJSON } from './api.js';
 import { absTime } from './format.js';
 import { t } from './i18n.js';
 import { currentUser, isAdmin } from './session.js';
 import { setText } from './state.js';
+import { tokenSection } from './tokens.js';
 import { field, h, regionIndex, showError } from './ui.js';
 
 const ROLES = ['operator', 'viewer', 'admin'];
-const SCOPES = ['read', 'schedule', 'emergency'];
 const MAX_SHOWN_MESSAGE = 300;
 
 // A refusal from the accounts and tokens API in the operator's words: the
@@ -75,7 +71,7 @@ export function mountAccounts(root) {
     root.dataset.loaded = 'true';
     return {};
   }
-  const pg = { users: [], tokens: [], regions: regionIndex([]), editing: null, secret: null };
+  const pg = { users: [], regions: regionIndex([]), editing: null };
   const loadError = h('p', { class: 'form-error', role: 'alert', hidden: true });
 
   // --- accounts ---------------------------------------------------------
@@ -137,73 +133,15 @@ export function mountAccounts(root) {
     }
   });
 
-  // --- API tokens -------------------------------------------------------
-  const tokensBody = h('tbody');
-  const tokensEmpty = h('p', { class: 'muted empty-note', i18n: 'tokEmpty', hidden: true });
-  const tokensTable = h('table', { class: 'grid adm-grid' },
-    h('thead', {}, h('tr', {}, ...['tokName', 'tokScopes', 'accCreated', 'tokLastUsed', 'accState', 'accActions'].map((k) => h('th', { i18n: k })))),
-    tokensBody);
-  const tokName = h('input', { type: 'text', required: true, autocomplete: 'off', spellcheck: false, dataset: { tokName: '' } });
-  const scopeBoxes = SCOPES.map((s) => h('input', { type: 'checkbox', value: s, defaultChecked: s === 'read', dataset: { tokScope: s } }));
-  const tokError = h('p', { class: 'form-error', role: 'alert', hidden: true, dataset: { tokError: '' } });
-  const tokCreate = h('button', { type: 'submit', class: 'primary', i18n: 'tokCreate', dataset: { tokCreate: '' } });
-  const secretBox = h('div', { class: 'adm-secret', role: 'status', hidden: true, dataset: { tokenSecretBox: '' } });
-  const tokForm = h('form', { class: 'card form-grid adm-form', dataset: { tokenForm: '' } },
-    h('h3', { i18n: 'tokNewHeading' }),
-    h('p', { class: 'muted small fld wide', i18n: 'tokHelp' }),
-    field('tokName', tokName),
-    h('fieldset', { class: 'fld adm-scopes' }, h('legend', { class: 'fld-l', i18n: 'tokScopes' }),
-      ...scopeBoxes.map((box) => h('label', { class: 'chk' }, box, h('span', { i18n: `tokScope_${box.value}` })))),
-    h('div', { class: 'form-actions' }, tokCreate), tokError);
-  tokForm.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    showError(tokError, '');
-    const scopes = scopeBoxes.filter((b) => b.checked).map((b) => b.value);
-    if (!scopes.length) {
-      showError(tokError, t('tokNoScope'));
-      return;
-    }
-    tokCreate.disabled = true;
-    const res = await send('POST', '/tokens', { name: tokName.value.trim(), scopes });
-    tokCreate.disabled = false;
-    if (res.status === 201 && res.data && typeof res.data.token === 'string') {
-      pg.secret = { token: res.data.token, name: tokName.value.trim() };
-      tokForm.reset();
-      paintSecret();
-      refresh();
-    } else {
-      showError(tokError, t('tokCreateFailed', adminError(res)));
-    }
-  });
-
+  const tokens = tokenSection({ send, adminError, refresh });
   const firstRun = me && me.firstRun ? h('p', { class: 'card adm-note', i18n: 'accFirstRun', dataset: { firstRun: '' } }) : null;
   if (firstRun) root.append(firstRun);
   root.append(
     loadError,
     h('section', { class: 'adm-sec', dataset: { accountsSection: '' } },
       h('h3', { i18n: 'accHeading' }), h('div', { class: 'card table-wrap' }, usersTable, usersEmpty), form),
-    h('section', { class: 'adm-sec', dataset: { tokensSection: '' } },
-      h('h3', { i18n: 'tokHeading' }), secretBox, h('div', { class: 'card table-wrap' }, tokensTable, tokensEmpty), tokForm),
+    tokens.element,
   );
-
-  function paintSecret() {
-    secretBox.hidden = !pg.secret;
-    if (!pg.secret) {
-      secretBox.replaceChildren();
-      return;
-    }
-    const copyStatus = h('span', { class: 'copy-status', role: 'status' });
-    const code = h('code', { class: 'adm-secret-value', dataset: { tokenSecret: '' } }, pg.secret.token);
-    secretBox.replaceChildren(
-      h('p', { class: 'strong' }, t('tokSecretTitle', pg.secret.name)),
-      h('p', { class: 'warn-text', dataset: { tokenSecretWarning: '' } }, t('tokSecretOnce')),
-      h('pre', { class: 'cmd' }, code),
-      h('div', { class: 'form-actions' },
-        h('button', { type: 'button', class: 'plain-btn small', dataset: { tokenCopy: '' }, on: { click: () => copy(pg.secret.token, code, copyStatus) } }, t('tokCopy')),
-        copyStatus,
-        h('button', { type: 'button', class: 'primary small', dataset: { tokenDone: '' }, on: { click: () => { pg.secret = null; paintSecret(); } } }, t('tokDone'))),
-    );
-  }
 
   // --- painting ---------------------------------------------------------
   function areaName(regionId) {
@@ -322,48 +260,6 @@ export function mountAccounts(root) {
     }
   }
 
-  function paintTokens() {
-    tokensEmpty.hidden = pg.tokens.length > 0;
-    tokensBody.replaceChildren(...pg.tokens.map(tokenRow));
-  }
-
-  function tokenRow(tk) {
-    const revoked = tk.revoked_at_ms !== null && tk.revoked_at_ms !== undefined;
-    const tr = h('tr', { dataset: { tokenRow: tk.name, revoked: String(revoked) } });
-    const rowError = h('p', { class: 'form-error', role: 'alert', hidden: true, dataset: { tokenRowError: '' } });
-    const scopes = Array.isArray(tk.scopes) ? tk.scopes : [];
-    tr.append(
-      h('td', { class: 'mono' }, tk.name),
-      h('td', {}, ...scopes.map((s) => h('span', { class: `adm-scope sc-${s}` }, t(`tokScope_${s}`)))),
-      h('td', { class: 'small' }, Number.isFinite(tk.created_at_ms) ? absTime(tk.created_at_ms) : '—'),
-      h('td', { class: 'small' }, Number.isFinite(tk.last_used_ms) ? absTime(tk.last_used_ms) : t('tokNeverUsed')),
-      h('td', {}, h('span', { class: `adm-state s-${revoked ? 'disabled' : 'active'}` }, revoked ? t('tokRevokedAt', absTime(tk.revoked_at_ms)) : t('tokActive'))),
-    );
-    const actions = h('td', { class: 'actions' });
-    if (!revoked && pg.editing && pg.editing.token === tk.id) {
-      actions.append(
-        h('p', { class: 'warn-text adm-confirm' }, t('tokConfirmRevoke', tk.name)),
-        h('button', { type: 'button', class: 'danger small', dataset: { tokenConfirmRevoke: '' }, on: { click: () => revoke(tk, rowError) } }, t('tokRevoke')),
-        h('button', { type: 'button', class: 'plain-btn small', on: { click: () => { pg.editing = null; paintTokens(); } } }, t('cancel')));
-    } else if (!revoked) {
-      actions.append(h('button', { type: 'button', class: 'danger-plain small', dataset: { tokenRevoke: '' }, on: { click: () => { pg.editing = { token: tk.id }; paintTokens(); } } }, t('tokRevoke')));
-    }
-    actions.append(rowError);
-    tr.append(actions);
-    return tr;
-  }
-
-  async function revoke(tk, rowError) {
-    showError(rowError, '');
-    const res = await send('DELETE', `/tokens/${tk.id}`);
-    if (res.status === 200) {
-      pg.editing = null;
-      refresh();
-    } else {
-      showError(rowError, t('tokRevokeFailed', adminError(res)));
-    }
-  }
-
   function fillRegions(select, selected) {
     select.replaceChildren(
       h('option', { value: '', i18n: 'accCounty' }),
@@ -373,21 +269,20 @@ export function mountAccounts(root) {
 
   function paint() {
     paintUsers();
-    paintTokens();
-    paintSecret();
+    tokens.paint();
   }
 
   async function refresh() {
     try {
-      const [users, tokens, regions] = await Promise.all([getJSON('/users'), getJSON('/tokens'), getJSON('/regions')]);
+      const [users, tokenList, regions] = await Promise.all([getJSON('/users'), getJSON('/tokens'), getJSON('/regions')]);
       pg.users = Array.isArray(users) ? users : [];
-      pg.tokens = Array.isArray(tokens) ? tokens : [];
       pg.regions = regionIndex(regions);
       const chosen = f.region.value;
       fillRegions(f.region, chosen ? Number(chosen) : null);
       roleRules(f.role, f.region, f.emergency);
       showError(loadError, '');
-      paint();
+      paintUsers();
+      tokens.show(tokenList);
     } catch (e) {
       showError(loadError, t('accLoadFailed', loadErrorText(e)));
     }
@@ -416,18 +311,3 @@ function roleRules(role, region, emergency) {
   emergency.disabled = admin || viewer;
 }
 
-// Copies the token to the clipboard; where the page may not, selects it
-// so the operator can press Ctrl+C.
-async function copy(text, node, status) {
-  try {
-    await navigator.clipboard.writeText(text);
-    setText(status, t('tokCopied'));
-  } catch (_) {
-    const range = document.createRange();
-    range.selectNodeContents(node);
-    const sel = window.getSelection();
-    sel.removeAllRanges();
-    sel.addRange(range);
-    setText(status, t('tokCopyManually'));
-  }
-}

@@ -70,6 +70,7 @@ const ASSETS: &[Asset] = &[
     Asset { name: "mic-worklet.js", content_type: JS, body: include_str!("mic-worklet.js") },
     Asset { name: "i18n-admin.js", content_type: JS, body: include_str!("i18n-admin.js") },
     Asset { name: "accounts.js", content_type: JS, body: include_str!("accounts.js") },
+    Asset { name: "tokens.js", content_type: JS, body: include_str!("tokens.js") },
     Asset { name: "audit.js", content_type: JS, body: include_str!("audit.js") },
     Asset { name: "i18n-reports.js", content_type: JS, body: include_str!("i18n-reports.js") },
     Asset { name: "reports.js", content_type: JS, body: include_str!("reports.js") },

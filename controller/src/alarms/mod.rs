@@ -23,8 +23,10 @@
 //!   once on a live refusal).
 //!
 //! What the controller only learns from events — runs of unconfirmed items,
-//! when a sync started failing, emergency refusals — is kept in memory; a
-//! restart forgets it, and the rules then treat it as unknown, which keeps
+//! when a sync started failing, emergency refusals — is kept in memory. At
+//! start, [`run`] recalls the runs of unconfirmed items from the stored
+//! play events of the last week ([`Alarms::recall_plays`]); the rest a
+//! restart forgets, and the rules then treat it as unknown, which keeps
 //! open alarms open rather than clearing or raising them again.
 
 mod model;
@@ -46,6 +48,7 @@ use webhook::{Payload, Queue, WebhookSettings};
 
 use crate::api::{ApiError, AppState};
 use crate::live::{AgentState, LiveEvent, LivePriority};
+use crate::store::{Store, StoreError};
 
 /// How often open intervals of the presence history are checkpointed.
 const PRESENCE_CHECKPOINT: Duration = Duration::from_secs(300);
@@ -79,6 +82,23 @@ pub struct Alarms {
     events: broadcast::Sender<AlarmView>,
     queue: Option<Queue>,
     deliveries: Mutex<Option<tokio::sync::mpsc::Receiver<Payload>>>,
+}
+
+/// How far back [`Alarms::recall_plays`] reads the play events.
+const RECALL_PLAYS: Duration = Duration::from_secs(7 * 24 * 3600);
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// `facts` after the items of `events` that started, in the order they
+/// started: the latest confirmed, or how many in a row were not.
+fn fold_plays(facts: PlayFacts, events: &[PlayEvent]) -> PlayFacts {
+    let mut started: Vec<(i64, bool)> =
+        events.iter().filter_map(|e| e.started_ms.map(|at| (at, e.amplifier_confirmed))).collect();
+    started.sort_unstable();
+    started.into_iter().fold(facts, |facts, (_, confirmed)| match (facts, confirmed) {
+        (_, true) => PlayFacts::Confirmed,
+        (PlayFacts::Unconfirmed { in_a_row }, false) => PlayFacts::Unconfirmed { in_a_row: in_a_row.saturating_add(1) },
+        (_, false) => PlayFacts::Unconfirmed { in_a_row: 1 },
+    })
 }
 
 /// What the service learnt from events, per agent.
@@ -132,23 +152,33 @@ impl Alarms {
     /// Notes the items an agent reported playing (from its play events,
     /// once stored): a run of items started without the relay confirmed.
     pub fn note_play_events(&self, agent_id: &str, events: &[PlayEvent]) {
-        let mut started: Vec<(i64, bool)> =
-            events.iter().filter_map(|e| e.started_ms.map(|at| (at, e.amplifier_confirmed))).collect();
-        if started.is_empty() {
-            return;
-        }
-        started.sort_unstable();
         let mut memory = self.lock();
-        let facts = memory.plays.entry(agent_id.to_owned()).or_insert(PlayFacts::Unknown);
-        for (_, confirmed) in started {
-            *facts = match (*facts, confirmed) {
-                (_, true) => PlayFacts::Confirmed,
-                (PlayFacts::Unconfirmed { in_a_row }, false) => {
-                    PlayFacts::Unconfirmed { in_a_row: in_a_row.saturating_add(1) }
-                }
-                (_, false) => PlayFacts::Unconfirmed { in_a_row: 1 },
-            };
+        let before = memory.plays.get(agent_id).copied().unwrap_or(PlayFacts::Unknown);
+        let after = fold_plays(before, events);
+        if after != PlayFacts::Unknown {
+            memory.plays.insert(agent_id.to_owned(), after);
         }
+    }
+
+    /// Recalls each enrolled agent's latest run of items from its play
+    /// events stored in the week before `now_ms`, for agents with nothing
+    /// noted yet (events arriving meanwhile are newer). Returns how many
+    /// agents it recalled.
+    pub fn recall_plays(&self, store: &dyn Store, now_ms: i64) -> Result<usize, StoreError> {
+        let since = now_ms.saturating_sub(RECALL_PLAYS.as_millis() as i64);
+        let mut recalled = 0;
+        for agent in store.agents()? {
+            // Scheduled up to a day ahead still counts: a clock may be off.
+            let stored = store.play_events(agent.village_id, since, now_ms.saturating_add(DAY_MS))?;
+            let events: Vec<PlayEvent> =
+                stored.into_iter().filter(|e| e.agent_id == agent.id).map(|e| e.event).collect();
+            let facts = fold_plays(PlayFacts::Unknown, &events);
+            if facts != PlayFacts::Unknown {
+                self.lock().plays.entry(agent.id).or_insert(facts);
+                recalled += 1;
+            }
+        }
+        Ok(recalled)
     }
 
     /// Notes an agent's state in a live session; returns whether it may
@@ -309,6 +339,12 @@ fn driver_confirms(hardware_json: &str) -> bool {
 /// changes (evaluated a second after the first of a burst) and live
 /// refusals, and the presence history's checkpoint, until `shutdown`.
 pub async fn run(st: AppState, shutdown: CancellationToken) {
+    let now = st.clock.now_ms();
+    let alarms = std::sync::Arc::clone(&st.alarms);
+    match st.db(move |s| alarms.recall_plays(s, now)).await {
+        Ok(n) => tracing::debug!(agents = n, "recalled the latest played items"),
+        Err(e) => tracing::error!(error = %e, "cannot recall the latest played items"),
+    }
     let deliveries = st.alarms.deliveries.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let (Some(rx), Some(settings)) = (deliveries, st.alarms.settings.webhook.clone()) {
         tokio::spawn(webhook::deliver(rx, settings, std::sync::Arc::clone(&st.metrics), shutdown.clone()));
@@ -392,6 +428,32 @@ mod tests {
         assert_eq!(alarms.lock().plays.get("a"), Some(&PlayFacts::Unconfirmed { in_a_row: 2 }));
         alarms.note_play_events("a", &[event(Some(4), true)]);
         assert_eq!(alarms.lock().plays.get("a"), Some(&PlayFacts::Confirmed));
+    }
+
+    #[test]
+    fn a_restart_recalls_the_run_from_the_stored_play_events() {
+        use crate::store::sqlite::SqliteStore;
+        let store = SqliteStore::open_in_memory().expect("store");
+        crate::store::testing::demo_with_agent(&store);
+        let day = 24 * 3600 * 1000;
+        let now = 30 * day;
+        // Three unconfirmed items, the first more than a week ago (not read).
+        let all: Vec<PlayEvent> = [now - 8 * day, now - day, now - day + 1]
+            .into_iter()
+            .enumerate()
+            .map(|(i, at)| PlayEvent { id: format!("u{i}"), scheduled_ms: at, ..event(Some(at), false) })
+            .collect();
+        store.record_play_events("ag-1", &all, now).expect("stored");
+
+        let alarms = Alarms::new(AlarmSettings::default(), now);
+        assert_eq!(alarms.recall_plays(&store, now).expect("recall"), 1);
+        assert_eq!(alarms.lock().plays.get("ag-1"), Some(&PlayFacts::Unconfirmed { in_a_row: 2 }));
+
+        // What an agent reported since the start is newer: kept.
+        let alarms = Alarms::new(AlarmSettings::default(), now);
+        alarms.note_play_events("ag-1", &[event(Some(now + 1), true)]);
+        alarms.recall_plays(&store, now).expect("recall");
+        assert_eq!(alarms.lock().plays.get("ag-1"), Some(&PlayFacts::Confirmed));
     }
 
     #[test]

@@ -57,6 +57,13 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         Ok(n) => tracing::info!(intervals = n, "closed presence intervals left open by the last run"),
         Err(e) => tracing::error!(error = %e, "cannot close presence intervals left open"),
     }
+    let started_ms = clock.now_ms();
+    // Settings changed in the file since the last start go on record.
+    match crate::config_history::record(&store, config, started_ms) {
+        Ok(changes) if changes.is_empty() => {}
+        Ok(changes) => tracing::info!(changes = %changes.join("; "), "configuration on record"),
+        Err(e) => tracing::error!(error = %e, "cannot record the configuration"),
+    }
     let signer = CommandSigner::load_or_generate(data_dir)?;
     let identity = if config.server.plain_http {
         None
@@ -79,7 +86,6 @@ pub async fn start(config: &Config, clock: Clock) -> anyhow::Result<Running> {
         signing_key: signer.public_info(),
         alerts: config.alerts.settings(),
     };
-    let started_ms = clock.now_ms();
     let state = AppState {
         store: Arc::new(store),
         presence: Arc::new(Presence::new()),

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The commented default configuration, compiled in and printed by
 /// `dalaba-controller --print-default-config`.
@@ -40,7 +40,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Network and TLS settings.
@@ -71,7 +71,7 @@ pub struct Config {
 }
 
 /// `[server]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to listen on.
@@ -89,7 +89,7 @@ pub struct ServerConfig {
 }
 
 /// `[storage]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     /// Data directory: database, generated certificate, signing key.
@@ -97,7 +97,7 @@ pub struct StorageConfig {
 }
 
 /// `[link]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkConfig {
     /// Heartbeat interval announced to agents, in seconds.
@@ -109,7 +109,7 @@ pub struct LinkConfig {
 }
 
 /// `[enrolment]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrolmentConfig {
     /// Default lifetime of an enrolment code, in minutes.
@@ -117,7 +117,7 @@ pub struct EnrolmentConfig {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// `text` or `json`.
@@ -127,7 +127,7 @@ pub struct LogConfig {
 }
 
 /// `[library]`: uploads, loudness, the distribution copy, text to speech.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LibraryConfig {
     /// Largest upload, in MB (10⁶ bytes).
@@ -222,7 +222,7 @@ impl LibraryConfig {
 }
 
 /// `[alerts]`: CAP alerts from upstream systems.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
     /// Largest alert body, in KiB.
@@ -271,7 +271,7 @@ impl AlertsConfig {
 }
 
 /// `[live]`: live sessions.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LiveConfig {
     /// The ALSA capture device of the `host_input` source ("default",
@@ -295,7 +295,7 @@ impl LiveConfig {
 }
 
 /// `[accounts]`: operator login sessions.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccountsConfig {
     /// A session unused this long ends, minutes.
@@ -331,7 +331,7 @@ impl AccountsConfig {
 }
 
 /// `[alarms]`: operator alarms and their webhook.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlarmsConfig {
     /// An enrolled agent offline longer than this raises `offline`, minutes.
@@ -429,7 +429,7 @@ impl AlarmsConfig {
 }
 
 /// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     /// Human-readable lines.

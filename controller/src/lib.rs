@@ -32,6 +32,7 @@ pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod config_history;
 pub mod demo;
 pub mod demo_broadcasts;
 pub mod directory;

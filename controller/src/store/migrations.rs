@@ -336,6 +336,17 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "a password an admin chose is to be changed by its holder",
         sql: "ALTER TABLE users ADD COLUMN password_change_required INTEGER NOT NULL DEFAULT 0;",
     },
+    Migration {
+        version: 12,
+        name: "the settings the controller last ran with",
+        sql: "
+            CREATE TABLE controller_config (
+                id             INTEGER PRIMARY KEY CHECK (id = 1),
+                settings       TEXT NOT NULL,
+                recorded_at_ms INTEGER NOT NULL
+            );
+        ",
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -424,7 +435,7 @@ mod tests {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1, "{}", m.name);
         }
-        assert_eq!(latest_version(), 11);
+        assert_eq!(latest_version(), 12);
     }
 
     #[test]
@@ -440,6 +451,7 @@ mod tests {
             "api_tokens",
             "audit_log",
             "cap_alerts",
+            "controller_config",
             "desired_states",
             "enrolment_codes",
             "library_categories",

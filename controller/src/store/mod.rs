@@ -247,6 +247,11 @@ pub trait Store: Send + Sync + 'static {
     fn append_audit(&self, record: &NewAuditRecord) -> Result<(), StoreError>;
     /// Searches the audit log, newest first.
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The settings the controller ran with last (`config_history`), as
+    /// kept: JSON.
+    fn last_config(&self) -> Result<Option<String>, StoreError>;
+    /// Keeps the settings the controller runs with now.
+    fn save_config(&self, settings_json: &str, now_ms: i64) -> Result<(), StoreError>;
 
     // Reports
     /// The play events of `villages` on each of `days` by outcome, and the

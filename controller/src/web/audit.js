@@ -27,7 +27,7 @@ const COUNTY_OFFSET = '+08:00';
 // The actions an operator filters by; a key ending in '.' is a prefix.
 const ACTIONS = [
   'login', 'login.failed', 'logout', 'password.', 'user.', 'token.', 'schedule.', 'library.', 'quiet_hours.',
-  'live.', 'alert.', 'agent.', 'region.', 'directory.',
+  'live.', 'alert.', 'agent.', 'region.', 'directory.', 'config.',
 ];
 
 // `2024-05-01T08:00` (county time) as Unix ms; null when not a time.
@@ -116,6 +116,7 @@ export function mountAudit(root, query) {
     }
     if (m) return t('audToken', m[2]);
     if (r.actor === 'local') return t('audLocal');
+    if (r.actor === 'controller') return t('audController');
     if (r.actor === 'anonymous') return t('audAnonymous');
     return r.actor;
   }
@@ -136,7 +137,7 @@ export function mountAudit(root, query) {
     }
     return [
       named ? h('div', {}, named) : null,
-      h('div', { class: 'mono small muted' }, `${r.method} ${r.path.replace(/^\/api\/v1/, '')}`),
+      r.method ? h('div', { class: 'mono small muted' }, `${r.method} ${r.path.replace(/^\/api\/v1/, '')}`) : null,
     ];
   }
 

@@ -607,6 +607,12 @@ async fn offline_villages_raise_alarms_on_the_dashboard_an_operator_acknowledges
     let dir1 = c.enrol_agent("agent1", v1).await;
     let dir2 = c.enrol_agent("agent2", v2).await;
     c.restart_with_config(FAST_ALARMS).await;
+    // The settings changed in the file are on record, by name.
+    let audit: Value = c.api.get("/api/v1/audit?action=config.").await.expect("audit").json();
+    let details: Vec<&str> = audit.as_array().expect("records").iter().filter_map(|r| r["detail"].as_str()).collect();
+    assert_eq!(details.len(), 2, "the first start and the restart: {audit}");
+    assert!(details[0].contains("alarms.offline_after_minutes: 30 → 1"), "{}", details[0]);
+    assert_eq!(details[1], "the first configuration on record");
     let mut a1 = start_agent("agent1", &dir1);
     let mut a2 = start_agent("agent2", &dir2);
     c.wait_online(2, WAIT).await;

@@ -371,6 +371,21 @@ impl Store for SqliteStore {
         accounts::append_audit(&self.lock(), record)
     }
 
+    fn last_config(&self) -> Result<Option<String>, StoreError> {
+        use rusqlite::OptionalExtension;
+        let conn = self.lock();
+        Ok(conn.query_row("SELECT settings FROM controller_config WHERE id = 1", [], |r| r.get(0)).optional()?)
+    }
+
+    fn save_config(&self, settings_json: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.lock().execute(
+            "INSERT INTO controller_config (id, settings, recorded_at_ms) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET settings = excluded.settings, recorded_at_ms = excluded.recorded_at_ms",
+            rusqlite::params![settings_json, now_ms],
+        )?;
+        Ok(())
+    }
+
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         accounts::audit(&self.lock(), filter)
     }

@@ -91,6 +91,15 @@ async fn an_account_changes_the_password_an_admin_chose_and_its_other_sessions_e
     let (status, body) = as_session(&h, &office, Method::POST, "/api/v1/session/password", change(FIRST, FIRST)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["message"].as_str().is_some_and(|m| m.contains("must differ")), "{body}");
+    // A new password of a thousand characters: refused, not echoed; a
+    // body past 16 KiB: refused before it is read.
+    let long = "密".repeat(1_000);
+    let (status, body) = as_session(&h, &office, Method::POST, "/api/v1/session/password", change(FIRST, &long)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("at most 256 bytes") && !m.contains("密")), "{body}");
+    let huge = "x".repeat(20_000);
+    let (status, body) = as_session(&h, &office, Method::POST, "/api/v1/session/password", change(FIRST, &huge)).await;
+    assert_eq!((status, body["message"].as_str()), (StatusCode::BAD_REQUEST, Some("the request is too large")));
     // A body that is not the change: named.
     let (status, body) =
         as_session(&h, &office, Method::POST, "/api/v1/session/password", Some(json!({"password": OWN}))).await;
@@ -122,7 +131,7 @@ async fn an_account_changes_the_password_an_admin_chose_and_its_other_sessions_e
     let filter = AuditFilter { action: Some("password.change".into()), ..AuditFilter::default() };
     let records = h.state.store.audit(&filter).expect("audit");
     let statuses: Vec<u16> = records.iter().rev().map(|r| r.status).collect();
-    assert_eq!(statuses, [403, 400, 400, 400, 200], "{records:?}");
+    assert_eq!(statuses, [403, 400, 400, 400, 400, 400, 200], "{records:?}");
     assert!(records.iter().all(|r| r.actor == "user:wang.fang" && !r.detail.contains(OWN)), "{records:?}");
 
     // An admin resetting it asks again; an admin setting their own does not.

@@ -7,11 +7,13 @@
 // #pw-error; #password-notice[data-kind="required" | "done"].
 import { apiMessage, loadErrorText, sendJSON } from './api.js';
 import { t } from './i18n.js';
-import { adoptSession, session } from './session.js';
+import { adoptSession, refusalText, session } from './session.js';
 import { $, setText } from './state.js';
 
-// As the controller's `accounts::MIN_PASSWORD_CHARS`.
+// As the controller's `accounts::MIN_PASSWORD_CHARS` and
+// `MAX_PASSWORD_BYTES` (UTF-8: a Chinese character is three).
 const MIN_CHARS = 10;
+const MAX_BYTES = 256;
 // How long the "changed" notice stays.
 const DONE_MS = 8000;
 
@@ -74,6 +76,7 @@ function open() {
 function formProblem(current, next, again) {
   if (!current) return t('pwNeedCurrent');
   if ([...next].length < MIN_CHARS) return t('pwTooShort', MIN_CHARS);
+  if (new TextEncoder().encode(next).length > MAX_BYTES) return t('pwTooLong', MAX_BYTES);
   if (next !== again) return t('pwMismatch');
   if (next === current) return t('pwSame');
   return null;
@@ -107,7 +110,8 @@ async function submit() {
       fail(t('pwWrong'), 'pw-current');
       return;
     }
-    fail(t('pwFailed', apiMessage(res)));
+    const message = res.data && res.data.error === 'locked' ? refusalText(res.status, res.data.message) : apiMessage(res);
+    fail(t('pwFailed', message));
   } catch (e) {
     fail(t('pwFailed', loadErrorText(e)));
   } finally {

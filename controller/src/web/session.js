@@ -125,6 +125,19 @@ function paintUser() {
   out.hidden = !u;
 }
 
+// A login refusal in the operator's words: the server's English for the
+// refusals an operator meets is translated; anything else is shown as the
+// server wrote it.
+export function refusalText(status, message) {
+  const m = typeof message === 'string' ? message : '';
+  let x;
+  if (/^wrong name or password/.test(m)) return t('loginWrong');
+  if ((x = /locked for (\d+) more minute/.exec(m))) return t('loginLocked', Number(x[1]));
+  if (/account is disabled/.test(m)) return t('loginDisabled');
+  if ((x = /try again in (\d+) s/.exec(m))) return t('loginRateLimited', Number(x[1]));
+  return m || `HTTP ${status}`;
+}
+
 // Builds (once) and shows the login dialog.
 function showForm(resolve, message) {
   let dialog = document.getElementById('login');
@@ -195,7 +208,7 @@ async function submitLogin(form, name, pass, error, submit) {
     });
     const body = await res.json().catch(() => ({}));
     if (!res.ok) {
-      error.textContent = t('loginFailed', body.message || `HTTP ${res.status}`);
+      error.textContent = t('loginFailed', refusalText(res.status, body.message));
       error.hidden = false;
       pass.select();
       return;

@@ -49,7 +49,7 @@ async fn the_console_asks_to_log_in_once_an_account_exists() {
         )
         .await
         .expect("refusal shown");
-    assert!(error.as_str().is_some_and(|e| e.contains("wrong name or password")), "{error}");
+    assert!(error.as_str().is_some_and(|e| e.contains("账号或密码不对")), "in the operator's words: {error}");
 
     log_in(&browser, "li.wei", "correct horse battery").await;
     browser

@@ -77,8 +77,10 @@ async fn an_account_replaces_the_password_an_admin_chose_through_the_page() {
     assert_eq!(who, json!("王芳 (wang.fang)"));
 
     // Mistakes are named in words; nothing is sent for those the page can see.
+    let long = "密".repeat(100);
     let cases = [
         (FIRST, "short", "short", "至少要 10 个字符"),
+        (FIRST, long.as_str(), long.as_str(), "最多 256 个字节"),
         (FIRST, OWN, "only wang fang know", "两次输入的新密码不一样"),
         (FIRST, FIRST, FIRST, "不能和当前密码相同"),
         ("not my password", OWN, OWN, "当前密码不对"),
@@ -119,7 +121,7 @@ async fn an_account_replaces_the_password_an_admin_chose_through_the_page() {
     )
     .await;
     let refused = form_error(&browser, "[data-login-error]").await;
-    assert!(refused.contains("wrong name or password"), "{refused}");
+    assert!(refused.contains("账号或密码不对"), "{refused}");
     js(&browser, "document.querySelector('[data-login-error]').hidden = true; return true;").await;
     log_in(&browser, "wang.fang", OWN).await;
     let notice = js(&browser, "return document.getElementById('password-notice').hidden;").await;

@@ -93,7 +93,7 @@ export function mountLibrary(root) {
         await refresh();
       } else {
         setText(ttsStatus, '');
-        showError(ttsError, apiMessage(res));
+        showError(ttsError, libraryError(res));
       }
     } catch (e) {
       setText(ttsStatus, '');
@@ -304,7 +304,7 @@ export function mountLibrary(root) {
         await refresh();
       } else {
         setText(upStatus, '');
-        showError(upError, apiMessage({ status: xhr.status, data: body }));
+        showError(upError, libraryError({ status: xhr.status, data: body }));
       }
     };
     xhr.send(f);
@@ -334,4 +334,30 @@ export function mountLibrary(root) {
       player.pause();
     },
   };
+}
+
+// The refusals the library names by code (an upload, a text to speak), in
+// the operator's words; the server's own account follows for the
+// technician. Anything else as the server wrote it.
+const LIBRARY_ERRORS = {
+  too_large: 'libErr_too_large',
+  duplicate: 'libErr_duplicate',
+  empty_file: 'libErr_empty_file',
+  not_audio: 'libErr_not_audio',
+  corrupt_audio: 'libErr_corrupt_audio',
+  truncated_audio: 'libErr_truncated_audio',
+  audio_too_long: 'libErr_audio_too_long',
+  no_audio: 'libErr_no_audio',
+  silent_audio: 'libErr_silent_audio',
+  bad_text: 'libErr_bad_text',
+  tts_unavailable: 'libErr_tts_unavailable',
+  tts_timeout: 'libErr_tts_timeout',
+  tts_failed: 'libErr_tts_failed',
+};
+
+export function libraryError(res) {
+  const code = res.data && typeof res.data === 'object' ? res.data.error : null;
+  const key = Object.hasOwn(LIBRARY_ERRORS, code) ? LIBRARY_ERRORS[code] : null;
+  const detail = apiMessage(res);
+  return key ? `${t(key)} ${t('libErrDetail', detail)}` : detail;
 }

@@ -117,6 +117,26 @@ async fn operator_uploads_audio_and_writes_a_schedule_through_the_pages() {
         .await
         .expect("uploaded");
     let item_id: i64 = item_id.as_str().expect("id").parse().expect("numeric id");
+    // The same file again, and a file that is not audio: refused in the
+    // operator's words.
+    let fake = c.dir.path().join("notice.mp3");
+    std::fs::write(&fake, "这不是音频，是一段文字。").expect("fake file");
+    for (path, says) in [(&wav, "已经在音频库里了"), (&fake, "不是能播放的音频")] {
+        browser.send_keys("[data-lib-file]", path.to_str().expect("utf-8 path")).await.expect("choose file");
+        run(&browser, "document.querySelector('[data-lib-upload-submit]').click()").await;
+        let shown = browser
+            .wait_until(
+                "the refusal in words",
+                &format!(
+                    "const e = document.querySelector('[data-upload-error]'); \
+                     return e && !e.hidden && e.textContent.includes('{says}') ? e.textContent : null;"
+                ),
+                WAIT,
+            )
+            .await
+            .expect("refusal shown");
+        assert!(shown.as_str().is_some_and(|t| t.contains("详细原因")), "{shown}");
+    }
     let row = format!("document.querySelector('[data-lib-item=\"{item_id}\"]')");
     assert_eq!(browser.eval(&format!("return {row}.dataset.category;")).await.expect("eval"), "traffic");
     let text = browser.eval(&format!("return {row}.textContent;")).await.expect("eval");

@@ -286,6 +286,13 @@ async fn handle_frame(
         None => return Some("agent closed the connection".into()),
         Some(Err(e)) => {
             let why = link_error(&e);
+            if link_lost(&e) {
+                // The village went away (power, network, a restart): not
+                // the agent's fault, and nothing to send it.
+                st.metrics.error("io");
+                tracing::info!(agent = %agent_id, reason = %why, "agent link lost");
+                return Some(why);
+            }
             st.metrics.error(if why.contains("too long") || why.contains("too big") { "oversized" } else { "io" });
             let code =
                 if why.contains("too long") || why.contains("too big") { close::TOO_BIG } else { close::INVALID };
@@ -470,17 +477,62 @@ fn decode_close_code(e: &DecodeError) -> u16 {
     }
 }
 
+/// An error with its causes, each said once (a cause's text is often
+/// already part of the error's own).
 fn link_error(e: &axum::Error) -> String {
     use std::error::Error;
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {
-        s = format!("{s}: {inner}");
+        let text = inner.to_string();
+        if !s.contains(&text) {
+            s = format!("{s}: {text}");
+        }
         src = inner.source();
     }
     s
 }
 
+/// Whether the connection broke under the link (the peer vanished without
+/// closing it) rather than the agent sending something wrong.
+fn link_lost(e: &axum::Error) -> bool {
+    use std::error::Error;
+    use std::io::ErrorKind as K;
+    let mut src: Option<&(dyn Error + 'static)> = Some(e);
+    while let Some(inner) = src {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::TimedOut
+            );
+        }
+        if inner.to_string().contains("without closing handshake") {
+            return true;
+        }
+        src = inner.source();
+    }
+    false
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error, ErrorKind};
+
+    use super::*;
+
+    #[test]
+    fn a_vanished_peer_is_a_lost_link_said_once() {
+        let eof = Error::new(ErrorKind::UnexpectedEof, "peer closed connection without sending TLS close_notify");
+        let e = axum::Error::new(eof);
+        assert!(link_lost(&e));
+        assert_eq!(link_error(&e).matches("close_notify").count(), 1, "{}", link_error(&e));
+        let reset = axum::Error::new(Error::new(ErrorKind::ConnectionReset, "connection reset by peer"));
+        assert!(link_lost(&reset));
+        let oversized = axum::Error::new(Error::new(ErrorKind::InvalidData, "Space limit exceeded: Message too long"));
+        assert!(!link_lost(&oversized), "an agent's fault is not a lost link");
+    }
 }

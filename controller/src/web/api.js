@@ -37,7 +37,7 @@ export async function getJSON(path, retried) {
       let detail = '';
       try {
         const body = await res.json();
-        detail = (body && (body.message || body.error)) || '';
+        detail = inWords(body);
       } catch (_) {
         /* not JSON */
       }
@@ -99,9 +99,20 @@ async function messageOf(res) {
 
 // The message of an error answer from sendJSON.
 export function apiMessage(res) {
-  const body = res.data;
-  if (body && typeof body === 'object' && (body.message || body.error)) return String(body.message || body.error);
-  return `HTTP ${res.status}`;
+  return inWords(res.data) || `HTTP ${res.status}`;
+}
+
+// An error body's message in the operator's words where every page may
+// meet it (a township account reaching outside its township); anything
+// else as the server wrote it.
+function inWords(body) {
+  if (!body || typeof body !== 'object') return '';
+  const message = String(body.message || body.error || '');
+  if (body.error === 'outside_area') {
+    const area = /limited to (.+?); /.exec(message);
+    return t('errOutsideArea', area ? area[1] : '');
+  }
+  return message;
 }
 
 export function loadErrorText(e) {

@@ -488,6 +488,18 @@ async fn a_township_operator_uploads_schedules_sees_it_play_in_the_township_and_
         .expect("uploaded");
     let item = item.as_str().expect("id").to_string();
 
+    // Reaching into the other township, the page's own request is refused
+    // and the refusal is said in the operator's words.
+    let refused = browser
+        .eval(&format!(
+            "return import('/assets/api.js').then((m) => m.getJSON('/villages/{v2}/plays?day=2026-01-01') \
+               .then(() => 'allowed', (e) => [e.status, m.loadErrorText(e)]));"
+        ))
+        .await
+        .expect("eval");
+    assert_eq!(refused[0], 403, "{refused}");
+    assert_eq!(refused[1], "您的账号只管第1乡，这超出了管辖范围。", "{refused}");
+
     // The editor: daily at a time a little ahead, for the township.
     goto(&browser, "#/schedules/new", "schedule").await;
     browser.send_keys("[data-ed-name]", "防火安全每日提示").await.expect("type name");

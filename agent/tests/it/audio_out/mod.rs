@@ -154,7 +154,8 @@ fn a_missing_device_and_bad_files_fail_with_reasons_and_the_agent_runs_on() {
 /// arrives. Calibration of the recording chain (`Recording::wall_us_at`):
 /// a chunk cannot arrive before its last sample was rendered, so the
 /// earliest (arrival − samples received after the one in question / 48 kHz)
-/// over the chunks within ±3 s places a sample on the wall clock, with no
+/// over the chunks holding or following it within 3 s (samples parec lost
+/// before it cannot pull it early) places a sample on the wall clock, with no
 /// reference but the wall clock itself; the local window follows the sink's
 /// clock where it drifts from the wall clock (~50 ppm here). What remains is
 /// the monitor path's constant delay, below the 5 ms chunk period

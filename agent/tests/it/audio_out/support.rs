@@ -298,16 +298,20 @@ pub struct Recording {
 
 impl Recording {
     /// The wall clock (µs) at which sample `index` was rendered, from the
-    /// arrival stamps around it (within ±`CALIBRATION_WINDOW_S` seconds): a
-    /// chunk never arrives before its last sample was rendered, so
-    /// min(arrival − (received − index) / rate) is the latest moment
-    /// consistent with every arrival. What remains is the monitor path's
-    /// constant delay (the chunk period, 5 ms with `--latency-msec=5`).
-    /// Local windows follow the sink's clock where it drifts from the
-    /// wall clock (tens of ppm).
+    /// arrival stamps of the chunks that hold it or follow it (within
+    /// `CALIBRATION_WINDOW_S` seconds): a chunk never arrives before its
+    /// last sample was rendered, so min(arrival − (received − index) /
+    /// rate) is the latest moment consistent with every arrival. What
+    /// remains is the monitor path's constant delay (the chunk period,
+    /// 5 ms with `--latency-msec=5`). Local windows follow the sink's clock
+    /// where it drifts from the wall clock (tens of ppm). Only later chunks
+    /// count: were samples lost before `index` (parec overrun on a loaded
+    /// machine), an earlier chunk would place it as much too early; lost
+    /// after it, a later chunk only places it later, which the minimum
+    /// ignores.
     pub fn wall_us_at(&self, index: usize) -> i64 {
         let window = CALIBRATION_WINDOW_S * RATE as usize;
-        let near = |&&(received, _): &&(usize, i64)| received.abs_diff(index) <= window;
+        let near = |&&(received, _): &&(usize, i64)| received >= index && received - index <= window;
         let offset =
             |&(received, at): &(usize, i64)| at - (received as i64 - index as i64) * 1_000_000 / i64::from(RATE);
         let local = self.arrivals.iter().filter(near).map(offset).min();
@@ -315,7 +319,7 @@ impl Recording {
     }
 }
 
-/// Half-width of the calibration window of [`Recording::wall_us_at`].
+/// Width of the calibration window of [`Recording::wall_us_at`].
 pub const CALIBRATION_WINDOW_S: usize = 3;
 
 impl Recorder {
@@ -382,4 +386,29 @@ pub fn onset(samples: &[f32], from: usize, threshold: f32) -> Option<usize> {
 /// Is `tool` installed (does `tool --version` run)?
 pub fn has_tool(tool: &str) -> bool {
     Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+/// The calibration on made-up arrivals: a chunk of 240 samples every 5 ms,
+/// each arriving 2 ms after its last sample was rendered, and a second of
+/// samples lost (a parec overrun) half a second before the sample asked
+/// about. Earlier chunks would place it a second early; it is placed within
+/// the arrival delay.
+#[test]
+fn samples_lost_before_a_sample_do_not_pull_it_early() {
+    let chunk = 240usize;
+    let (mut arrivals, mut received, mut rendered_us) = (Vec::new(), 0usize, 0i64);
+    for n in 0..1_000 {
+        if n == 300 {
+            rendered_us += 1_000_000; // a second rendered, never received
+        }
+        received += chunk;
+        rendered_us += 5_000;
+        arrivals.push((received, rendered_us + 2_000));
+    }
+    let recording = Recording { samples: vec![0.0; received], arrivals };
+    // Sample 400 chunks in: rendered at 400 × 5 ms plus the lost second.
+    let index = 400 * chunk - 1;
+    let truth = 400 * 5_000 + 1_000_000;
+    let placed = recording.wall_us_at(index);
+    assert!((placed - truth).abs() <= 2_100, "placed {} ms from the truth", (placed - truth) as f64 / 1_000.0);
 }

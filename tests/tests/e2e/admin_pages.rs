@@ -109,6 +109,18 @@ pub(crate) async fn screenshot(browser: &Browser, name: &str) {
     std::fs::write(dir.join(name), png).expect("write screenshot");
 }
 
+/// A controller with `villages` villages and a county admin, and a
+/// browser logged in as that admin on the accounts page.
+pub(crate) async fn admin_on_accounts(villages: usize) -> (Cluster, Browser) {
+    let c = Cluster::start(villages).await;
+    c.create_user(ADMIN, "县管理员", "admin", None, ADMIN_PASSWORD);
+    let browser = Browser::start().await.expect("browser");
+    browser.open(&format!("{}/#/accounts", c.url())).await.expect("open");
+    log_in(&browser, ADMIN, ADMIN_PASSWORD).await;
+    wait_loaded(&browser, "accounts").await;
+    (c, browser)
+}
+
 /// A new account as typed into the accounts page's form.
 pub(crate) struct NewAccount<'a> {
     pub name: &'a str,
@@ -229,12 +241,7 @@ async fn audit_rows(browser: &Browser) -> Vec<(i64, String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_manages_accounts_and_tokens_and_reads_them_in_the_audit_log() {
-    let c = Cluster::start(4).await;
-    c.create_user(ADMIN, "县管理员", "admin", None, ADMIN_PASSWORD);
-    let browser = Browser::start().await.expect("browser");
-    browser.open(&format!("{}/#/accounts", c.url())).await.expect("open");
-    log_in(&browser, ADMIN, ADMIN_PASSWORD).await;
-    wait_loaded(&browser, "accounts").await;
+    let (c, browser) = admin_on_accounts(4).await;
     let nav =
         js(&browser, "return ['accounts', 'audit'].map((k) => document.querySelector(`[data-nav=${k}]`).hidden);")
             .await;

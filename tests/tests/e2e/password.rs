@@ -11,10 +11,9 @@ use dalaba_e2e::webdriver::Browser;
 use serde_json::json;
 
 use crate::admin_pages::{
-    ADMIN, ADMIN_PASSWORD, NewAccount, account_row, form_error, js, lit, log_in, log_out, screenshot, submit_account,
-    wait, wait_loaded,
+    ADMIN, ADMIN_PASSWORD, NewAccount, account_row, admin_on_accounts, form_error, js, lit, log_in, log_out,
+    screenshot, submit_account, wait, wait_loaded,
 };
-use crate::cluster::Cluster;
 
 const FIRST: &str = "admin chose this one";
 const OWN: &str = "only wang fang knows";
@@ -38,12 +37,7 @@ async fn submit_change(browser: &Browser, current: &str, new: &str, again: &str)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_replaces_the_password_an_admin_chose_through_the_page() {
-    let c = Cluster::start(2).await;
-    c.create_user(ADMIN, "县管理员", "admin", None, ADMIN_PASSWORD);
-    let browser = Browser::start().await.expect("browser");
-    browser.open(&format!("{}/#/accounts", c.url())).await.expect("open");
-    log_in(&browser, ADMIN, ADMIN_PASSWORD).await;
-    wait_loaded(&browser, "accounts").await;
+    let (_cluster, browser) = admin_on_accounts(2).await; // kept: it serves the page
     let notice = js(&browser, "return document.getElementById('password-notice').hidden;").await;
     assert_eq!(notice, json!(true), "an admin who set their own password at the server is not asked");
     let account = NewAccount {

@@ -267,6 +267,53 @@ fn an_emergency_stops_the_scheduled_item_at_once_and_the_item_resumes_where_it_s
     assert!(events[0].reason.as_deref().is_some_and(|r| r.contains("resumed") && r.contains("L1")), "{events:?}");
 }
 
+/// The resume offset a start of `entry` in `out` asks for.
+fn resume_offset(out: &[Output], entry: &str) -> Option<u64> {
+    out.iter().find_map(|o| match o {
+        Output::StartPlayback { entry_id, offset_ms, .. } if entry_id == entry => Some(*offset_ms),
+        _ => None,
+    })
+}
+
+/// An output that stalled plays behind the wall clock: the player's count
+/// of what went out, not the time since the start, says where to resume,
+/// and counts add up over two interruptions. News too late, or about
+/// another piece, changes nothing.
+#[test]
+fn a_preempted_item_resumes_from_what_the_player_counted_out() {
+    let mut h = Harness::with_config(config());
+    h.restore(restored(plan(1, &[("a", 10, 60)])));
+    h.connect(LONG_HEARTBEAT);
+    h.advance_to(10 * SEC);
+    h.playback(PlaybackNews::Started { entry_id: "a".into(), part: 0, at_ms: WALL0_MS + 10_000 });
+    h.advance_to(25 * SEC);
+    order_start(&mut h, "c1", "L1", Priority::Emergency);
+    // 15 s by the clock, 14.2 s by the player: it stalled 0.8 s.
+    h.playback(PlaybackNews::Stopped { entry_id: "a".into(), part: 0, played_ms: 14_200 });
+    h.playback(PlaybackNews::Stopped { entry_id: "a".into(), part: 1, played_ms: 1 });
+    h.playback(PlaybackNews::Stopped { entry_id: "b".into(), part: 0, played_ms: 1 });
+    h.advance(5 * SEC);
+    let out = order_stop(&mut h, "c2", "L1");
+    assert_eq!(resume_offset(&out, "a"), Some(14_200), "{out:?}");
+    // News of the first stop that comes after the resumption is stale.
+    h.playback(PlaybackNews::Stopped { entry_id: "a".into(), part: 0, played_ms: 2_000 });
+    h.playback(PlaybackNews::Started { entry_id: "a".into(), part: 0, at_ms: h.now().wall_ms });
+    h.advance(10 * SEC);
+    order_start(&mut h, "c3", "L2", Priority::Emergency);
+    h.playback(PlaybackNews::Stopped { entry_id: "a".into(), part: 0, played_ms: 9_500 });
+    h.advance(5 * SEC);
+    let out = order_stop(&mut h, "c4", "L2");
+    assert_eq!(resume_offset(&out, "a"), Some(23_700), "14.2 s and then 9.5 s: {out:?}");
+
+    // Without the player's count, the wall clock: 10 s more.
+    h.playback(PlaybackNews::Started { entry_id: "a".into(), part: 0, at_ms: h.now().wall_ms });
+    h.advance(10 * SEC);
+    order_start(&mut h, "c5", "L3", Priority::Emergency);
+    h.advance(5 * SEC);
+    let out = order_stop(&mut h, "c6", "L3");
+    assert_eq!(resume_offset(&out, "a"), Some(33_700), "{out:?}");
+}
+
 #[test]
 fn an_item_whose_window_passed_is_logged_as_preempted() {
     let mut h = Harness::with_config(config());

@@ -30,7 +30,9 @@
 //! exactly (a player without pre-roll leaves the lead at zero and starts at
 //! once). After it the player reports
 //! [`PlaybackNews::Started`] and then [`PlaybackNews::Finished`] or
-//! [`PlaybackNews::Failed`] for that entry and part; after
+//! [`PlaybackNews::Failed`] for that entry and part, and after
+//! [`Output::StopPlayback`] it may report [`PlaybackNews::Stopped`] with how
+//! much of the audio went out; after
 //! [`Output::SwitchAmplifier`] the shell reports the driver's answer with
 //! `handle_amplifier`; after [`Output::Fetch`] it reports [`ContentNews`].
 //!

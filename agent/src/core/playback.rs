@@ -78,6 +78,19 @@ pub enum PlaybackNews {
         /// Which piece of the entry.
         part: usize,
     },
+    /// The piece was stopped (after [`super::Output::StopPlayback`]):
+    /// how much of its audio went out, counted from where this start of it
+    /// began. A player that cannot tell says nothing, and a preempted piece
+    /// then resumes by the wall clock, which overshoots by any time the
+    /// output stalled.
+    Stopped {
+        /// The plan entry.
+        entry_id: String,
+        /// Which piece of the entry.
+        part: usize,
+        /// Audio that went out, in ms.
+        played_ms: u64,
+    },
     /// The piece could not be played (decoding, audio device).
     Failed {
         /// The plan entry.
@@ -128,6 +141,9 @@ struct Current {
     /// audio: what a preemption needs to resume it.
     part_started_ms: Option<i64>,
     part_offset_ms: u64,
+    /// Where in the piece's audio its latest start began (a resumption
+    /// begins past zero): the base for [`PlaybackNews::Stopped`].
+    run_offset_ms: u64,
     /// Said in the play event when nothing else is (a resumption).
     note: Option<String>,
 }
@@ -247,6 +263,17 @@ impl Playback {
     }
 
     pub(super) fn handle_news(&mut self, ctx: Ctx<'_>, news: PlaybackNews, fx: &mut Effects) {
+        if let PlaybackNews::Stopped { entry_id, part, played_ms } = news {
+            // The player counted what went out: a better resume point than
+            // the wall clock's, if the item is still waiting aside.
+            if let Some(p) =
+                self.preempted.as_mut().filter(|p| p.current.entry.id == entry_id && p.current.part == part)
+            {
+                let c = &mut p.current;
+                c.part_offset_ms = c.run_offset_ms.saturating_add(played_ms);
+            }
+            return;
+        }
         let Some(c) = self.current.as_mut() else { return };
         let ours = |id: &str, part: usize| c.entry.id == id && c.part == part && c.phase != Phase::Between;
         match news {
@@ -353,7 +380,9 @@ impl Playback {
             fx.out
                 .push_back(Output::StopPlayback { entry_id: c.entry.id.clone(), reason: format!("preempted by {by}") });
             fx.timers.clear(Timer::PlaybackOverrun);
-            // Where to resume: how far the piece got, or its start.
+            // Where to resume: how far the piece got by the wall clock, or
+            // its start; the player's own count corrects it when it comes
+            // (`PlaybackNews::Stopped`).
             let played = match (c.phase, c.part_started_ms) {
                 (Phase::Playing, Some(at)) => u64::try_from(ctx.now.wall_ms.saturating_sub(at)).unwrap_or(0),
                 _ => 0,
@@ -490,6 +519,7 @@ impl Playback {
             amp_confirmed,
             part_started_ms: None,
             part_offset_ms: 0,
+            run_offset_ms: 0,
             note: None,
         });
         self.start_part(ctx, fx);
@@ -502,6 +532,7 @@ impl Playback {
         c.phase = Phase::Starting;
         c.part_started_ms = None;
         let offset_ms = c.part_offset_ms.min(play.duration_ms);
+        c.run_offset_ms = offset_ms;
         let duration_ms = play.duration_ms - offset_ms;
         fx.out.push_back(Output::StartPlayback {
             entry_id: c.entry.id.clone(),

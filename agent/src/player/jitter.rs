@@ -22,9 +22,13 @@
 //!   lost and concealed ([`Playout::Conceal`]: the Opus decoder's
 //!   packet-loss concealment extrapolates from the last frames and fades
 //!   out); when nothing at all waits, the frame is late, not lost: a
-//!   concealed period is played and the frame keeps its turn. After
-//!   [`JitterConfig::max_ms`] of nothing, the stream counts as stalled: the
-//!   buffer plays silence and fills up again before it resumes.
+//!   concealed period is played and the frame keeps its turn, for at most
+//!   [`CONCEAL_MAX_MS`], then periods of silence ([`Playout::Quiet`]): the
+//!   concealment of a held vowel or a tone hardly fades, and at the end of
+//!   every recorded source (its stop follows the last frame by a second)
+//!   it would drone on for half a second. After [`JitterConfig::max_ms`] of
+//!   nothing, the stream counts as stalled: the buffer plays silence and
+//!   fills up again before it resumes.
 //! - **Bounds.** At most twice the maximum depth waits; beyond that the
 //!   oldest frames are dropped.
 //!
@@ -39,6 +43,12 @@ pub const ADAPT_EVERY_MS: u64 = 160;
 /// frames) more than its target: arrivals in bursts swing the depth, and a
 /// margin of a frame or two at 10 ms would skip and stretch by turns.
 pub const SHRINK_MARGIN_MS: u32 = 40;
+
+/// Longest run of concealment while nothing arrives; then silence until
+/// the frame comes or the stream stalls. Five 20 ms frames: longer than
+/// an output catching up after a stall needs, short enough that the end
+/// of a stream is not heard twice.
+pub const CONCEAL_MAX_MS: u32 = 100;
 
 /// Limits of a [`JitterBuffer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +72,9 @@ pub enum Playout {
     Packet(Vec<u8>),
     /// Conceal a missing packet (decode "nothing").
     Conceal,
+    /// One frame period of silence: the frame due is late, and its turn
+    /// is kept.
+    Quiet,
     /// Nothing yet (filling up, or stalled): silence.
     Silence,
 }
@@ -181,6 +194,9 @@ impl JitterBuffer {
             // skipping once the buffer is deeper than its target. Moving on
             // here turned every output stall into a run of concealment and
             // then every frame arriving "after its turn" into a drop.
+            if self.starved * self.frame_ms > CONCEAL_MAX_MS {
+                return Playout::Quiet;
+            }
             self.stats.concealed += 1;
             return Playout::Conceal;
         }
@@ -431,8 +447,10 @@ mod tests {
         b.pop();
         b.pop();
         let out: Vec<Playout> = (0..30).map(|_| b.pop()).collect();
-        assert!(out[..24].iter().all(|p| *p == Playout::Conceal), "{out:?}");
+        assert!(out[..5].iter().all(|p| *p == Playout::Conceal), "100 ms concealed: {out:?}");
+        assert!(out[5..24].iter().all(|p| *p == Playout::Quiet), "then quiet: {out:?}");
         assert_eq!(out[29], Playout::Silence, "stalled after 500 ms");
+        assert_eq!(b.stats().concealed, 5);
         for seq in 100..1_000 {
             push(&mut b, seq, 0);
         }

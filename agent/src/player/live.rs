@@ -142,9 +142,10 @@ impl LivePlaying {
                 Err(_) => decoder.decode(&[], self.frame_samples, &mut self.block),
             },
             Playout::Conceal => decoder.decode(&[], self.frame_samples, &mut self.block),
+            Playout::Quiet => Ok(0),
         };
-        // A decoder error even when concealing: a frame of silence keeps
-        // the output's timeline.
+        // A decoder error even when concealing, or a quiet period: a frame
+        // of silence keeps the output's timeline.
         let n = decoded.unwrap_or(0).min(MAX_PACKET_SAMPLES);
         if n == 0 {
             self.block.clear();
@@ -206,5 +207,33 @@ mod tests {
         let stats = live.stats();
         assert_eq!(stats.concealed, 1, "{stats:?}");
         assert_eq!(stats.received, 49, "the other stream's frame is not taken");
+    }
+
+    /// The end of a stream whose stop comes later (a recorded source's
+    /// stop follows its last frame by a second): the tone is not drawn out
+    /// by more than [`super::super::jitter::CONCEAL_MAX_MS`] of concealment.
+    #[test]
+    fn the_end_of_a_stream_is_not_drawn_out_by_concealment() {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let t0 = clock::now().mono;
+        let jitter = JitterConfig { min_ms: 40, max_ms: 500 };
+        let item = LiveItem { session_id: "L1".into(), stream_id: 7, target: t0, amplitude: 1.0, jitter, news: tx };
+        let mut live = LivePlaying::new(item);
+        let tone = sine(500.0, RATE, 0.5, 0.5);
+        let mut encoder = Encoder::new(&OpusSettings::default()).expect("encoder");
+        for (seq, chunk) in tone.chunks_exact(FRAME_SAMPLES).enumerate() {
+            let opus = encoder.encode_frame(chunk).expect("encode");
+            live.push(LiveFrame { stream_id: 7, seq: seq as u32, capture_us: seq as i64 * 20_000, opus }, t0);
+        }
+        let mut out = vec![0.0f32; 2 * RATE as usize];
+        for (n, chunk) in out.chunks_mut(480).enumerate() {
+            live.fill(chunk, 1, t0 + Duration::from_millis(n as u64 * 10));
+        }
+        let heard = |s: &f32| s.abs() > 0.01;
+        let first = out.iter().position(heard).expect("the tone plays");
+        let last = out.iter().rposition(heard).expect("the tone plays");
+        let ms = (last - first) * 1000 / RATE as usize;
+        assert!((500..=620).contains(&ms), "the tone lasts {ms} ms: 500 and at most 100 ms of concealment");
+        assert_eq!(live.stats().concealed, 5, "{:?}", live.stats());
     }
 }

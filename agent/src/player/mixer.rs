@@ -7,7 +7,7 @@
 //! output gets silence and the item carries on (counted and logged).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,11 @@ pub(super) struct Item {
     /// next buffer. A flag, not a message, so a stop that overtakes the
     /// item on its way from the decode thread still holds.
     pub(super) stopped: Arc<AtomicBool>,
+    /// Frames of the item written to the output so far, for the player to
+    /// say where a stopped item got to. Output stalls (xruns, a starved
+    /// callback) delay frames but do not drop them, so this is what was
+    /// heard, which the wall clock since the start overstates by the stall.
+    pub(super) played: Arc<AtomicU64>,
 }
 
 /// The output side of the player, owned by the output callback.
@@ -144,6 +149,7 @@ impl Mixer {
             }
             frame += n;
             p.pos += n;
+            p.item.played.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
 
@@ -222,7 +228,15 @@ mod tests {
         for b in blocks {
             tx.send(b).expect("room");
         }
-        Item { entry_id: "e".into(), part: 0, target, blocks: rx, news: news.clone(), stopped: Default::default() }
+        Item {
+            entry_id: "e".into(),
+            part: 0,
+            target,
+            blocks: rx,
+            news: news.clone(),
+            stopped: Default::default(),
+            played: Default::default(),
+        }
     }
 
     fn news(rx: &mut tokio::sync::mpsc::UnboundedReceiver<News>) -> Vec<PlaybackNews> {
@@ -239,7 +253,9 @@ mod tests {
         let t0 = clock::now().mono;
         // Target: 1.5 buffers of 480 frames (10 ms each) after t0.
         let target = t0 + Duration::from_millis(15);
-        tx.send(Command::Play(item(target, vec![Ok(vec![0.5; 600])], &news_tx))).expect("send");
+        let first = item(target, vec![Ok(vec![0.5; 600])], &news_tx);
+        let played = Arc::clone(&first.played);
+        tx.send(Command::Play(first)).expect("send");
         let mut out = vec![1.0; 960];
         mixer.fill(&mut out, 2, t0);
         assert!(out.iter().all(|s| *s == 0.0), "silence before the target");
@@ -252,6 +268,7 @@ mod tests {
         assert!(news(&mut rx).is_empty(), "the last sample leaves at 27.5 ms, during the buffer after");
         mixer.fill(&mut out, 2, t0 + Duration::from_millis(30));
         assert_eq!(news(&mut rx), vec![PlaybackNews::Finished { entry_id: "e".into(), part: 0 }]);
+        assert_eq!(played.load(Ordering::Relaxed), 600, "every frame counted once, none of the silence");
         drop(tx);
         mixer.fill(&mut out, 2, t0 + Duration::from_millis(50));
         assert!(mixer.is_closed());
@@ -273,13 +290,14 @@ mod tests {
         );
 
         let loud = item(t0, vec![Ok(vec![2.0; 10_000])], &news_tx);
-        let stopped = Arc::clone(&loud.stopped);
+        let (stopped, played) = (Arc::clone(&loud.stopped), Arc::clone(&loud.played));
         tx.send(Command::Play(loud)).expect("send");
         mixer.fill(&mut out, 1, t0 + Duration::from_secs(2));
         assert_eq!(out[0], 1.0, "clipped at full scale");
         stopped.store(true, Ordering::Relaxed);
         mixer.fill(&mut out, 1, t0 + Duration::from_secs(3));
         assert!(out.iter().all(|s| *s == 0.0));
+        assert_eq!(played.load(Ordering::Relaxed), 480, "one buffer out before the stop");
         let got = news(&mut rx);
         assert!(matches!(&got[..], [PlaybackNews::Started { .. }]), "nothing after the stop: {got:?}");
     }

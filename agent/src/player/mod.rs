@@ -149,8 +149,9 @@ impl Player {
         }
     }
 
-    /// Stops the audio of `entry_id` at once; nothing more is reported
-    /// about it.
+    /// Stops the audio of `entry_id` at once. The audio player reports how
+    /// much of it went out ([`PlaybackNews::Stopped`]); nothing else is
+    /// reported about it.
     pub fn stop(&mut self, entry_id: &str) {
         match self {
             Player::Audio(p) => p.stop(entry_id),

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::time::{Duration, Instant};
 
@@ -118,8 +118,32 @@ impl AudioPlayer {
 struct ControlThread {
     settings: OutputSettings,
     output: Option<Output>,
-    /// The latest item's entry and its stop flag.
-    current: Option<(String, Arc<AtomicBool>)>,
+    /// The latest item handed to a decode thread.
+    current: Option<InHand>,
+}
+
+/// An item the player was given, and the handles to stop it and to read
+/// how far it got.
+struct InHand {
+    entry_id: String,
+    part: usize,
+    stopped: Arc<AtomicBool>,
+    /// Frames the mixer wrote out ([`Item::played`]).
+    played: Arc<AtomicU64>,
+    news: NewsSender,
+}
+
+impl InHand {
+    /// Stops the item; the core hears how much of it went out. A buffer
+    /// the mixer is filling at this instant may still go out after the
+    /// count: at most one output period is heard again on a resumption.
+    fn stop(self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        let frames = self.played.load(Ordering::Relaxed);
+        let played_ms = frames.saturating_mul(1000) / u64::from(RATE);
+        let news = PlaybackNews::Stopped { entry_id: self.entry_id, part: self.part, played_ms };
+        let _ = self.news.send(News::Playback(news));
+    }
 }
 
 /// An open output and the way to its mixer.
@@ -156,13 +180,20 @@ impl ControlThread {
                     }
                 };
                 let Some(mixer) = mixer else { return };
-                let stopped = Arc::new(AtomicBool::new(false));
-                if let Some((_, previous)) = self.current.replace((request.entry_id.clone(), Arc::clone(&stopped))) {
-                    previous.store(true, Ordering::Relaxed);
+                let (stopped, played) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+                let in_hand = InHand {
+                    entry_id: request.entry_id.clone(),
+                    part: request.part,
+                    stopped: Arc::clone(&stopped),
+                    played: Arc::clone(&played),
+                    news: news.clone(),
+                };
+                if let Some(previous) = self.current.replace(in_hand) {
+                    previous.stopped.store(true, Ordering::Relaxed);
                 }
                 let spawned = std::thread::Builder::new().name("dalaba-decode".into()).spawn({
                     let (request, news) = (request.clone(), news.clone());
-                    move || decode(request, news, mixer, stopped)
+                    move || decode(request, news, mixer, stopped, played)
                 });
                 if let Err(e) = spawned {
                     fail(&news, &request, format!("cannot start a decode thread: {e}"));
@@ -187,8 +218,8 @@ impl ControlThread {
             Control::LiveFrame(frame, arrived) => self.to_mixer(Command::LiveFrame(frame, arrived)),
             Control::StopLive(session_id) => self.to_mixer(Command::StopLive(session_id)),
             Control::Stop(entry_id) => {
-                if let Some((_, stopped)) = self.current.take_if(|(id, _)| *id == entry_id) {
-                    stopped.store(true, Ordering::Relaxed);
+                if let Some(in_hand) = self.current.take_if(|h| h.entry_id == entry_id) {
+                    in_hand.stop();
                 }
             }
         }
@@ -227,7 +258,13 @@ fn fail(news: &NewsSender, request: &StartRequest, reason: String) {
 /// One item's decode thread: opens and decodes the first block, hands the
 /// item to the mixer, then keeps [`BLOCKS_AHEAD`] blocks ready until the
 /// end, a decode error, or the mixer dropping the item.
-fn decode(request: StartRequest, news: NewsSender, mixer: Sender<Command>, stopped: Arc<AtomicBool>) {
+fn decode(
+    request: StartRequest,
+    news: NewsSender,
+    mixer: Sender<Command>,
+    stopped: Arc<AtomicBool>,
+    played: Arc<AtomicU64>,
+) {
     let path = request.path.display().to_string();
     let file = match File::open(&request.path) {
         Ok(f) => f,
@@ -261,6 +298,7 @@ fn decode(request: StartRequest, news: NewsSender, mixer: Sender<Command>, stopp
         blocks: rx,
         news: news.clone(),
         stopped: Arc::clone(&stopped),
+        played,
     };
     if stopped.load(Ordering::Relaxed) {
         return;
@@ -364,11 +402,23 @@ where
         }
     };
     let broken = Arc::clone(broken);
-    // ALSA may report the same fault on every period: the first is logged
-    // as the error, the rest only at debug level, so a fault does not
-    // flood the village's log.
+    let mut xruns = 0u64;
+    // An xrun (the callback came too late, a glitch of silence) is one cpal
+    // recovers from itself, so the output stays open: reopening it would
+    // cost the next item or live session a fraction of a second and throw
+    // away what the device still held. They are logged at the 1st, 2nd,
+    // 4th, 8th… so a technician sees them add up without a flood. Any
+    // other fault marks the output for reopening at the next item; ALSA
+    // may report it on every period, so only the first is an error.
     let error = move |e: cpal::Error| {
-        if broken.swap(true, Ordering::Relaxed) {
+        if e.kind() == cpal::ErrorKind::Xrun {
+            xruns += 1;
+            if xruns.is_power_of_two() {
+                tracing::warn!(error = %e, xruns, "audio output glitch (it recovers by itself)");
+            } else {
+                tracing::debug!(error = %e, xruns, "audio output glitch");
+            }
+        } else if broken.swap(true, Ordering::Relaxed) {
             tracing::debug!(error = %e, "audio output failed again");
         } else {
             tracing::error!(error = %e, "audio output failed");
@@ -425,6 +475,51 @@ mod tests {
 
     fn open(n: u32) -> StreamDecoder {
         StreamDecoder::open(Cursor::new(ramp_wav(n)), Some("wav")).expect("a WAV file")
+    }
+
+    /// The real path on the paced `null` output: an item stopped while it
+    /// plays is reported with the audio that went out, counted by the
+    /// mixer, and nothing follows it.
+    #[test]
+    fn a_stopped_item_is_reported_with_what_went_out() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ramp.wav");
+        std::fs::write(&path, ramp_wav(4 * RATE)).expect("written");
+        let settings = OutputSettings {
+            device: "null".into(),
+            lead: Duration::ZERO,
+            period_frames: 256,
+            jitter: JitterConfig::default(),
+        };
+        let mut player = AudioPlayer::open(settings);
+        let (news, mut heard) = tokio::sync::mpsc::unbounded_channel();
+        let request = StartRequest {
+            entry_id: "e".into(),
+            part: 1,
+            path,
+            gain_db: 0.0,
+            volume: 100,
+            at_ms: clock::now().wall_ms,
+            offset_ms: 0,
+            duration_ms: 4_000,
+        };
+        player.start(request, &news);
+        let next = |heard: &mut tokio::sync::mpsc::UnboundedReceiver<News>| match heard.blocking_recv() {
+            Some(News::Playback(n)) => n,
+            _ => panic!("the player went away"),
+        };
+        assert!(matches!(next(&mut heard), PlaybackNews::Started { part: 1, .. }));
+        // Some audio goes out: the null output is paced in real time.
+        std::thread::sleep(Duration::from_millis(100));
+        player.stop("e");
+        let stopped = next(&mut heard);
+        let PlaybackNews::Stopped { entry_id, part, played_ms } = stopped else { panic!("{stopped:?}") };
+        assert_eq!((entry_id.as_str(), part), ("e", 1));
+        assert!((1..4_000).contains(&played_ms), "{played_ms} ms of a 4 s item");
+        player.stop("e");
+        drop(player);
+        drop(news);
+        assert!(heard.blocking_recv().is_none(), "nothing after the stop, not even for a second stop");
     }
 
     /// Regression: the shell dropped `offset_ms`, so a preempted item

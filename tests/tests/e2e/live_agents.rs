@@ -366,7 +366,10 @@ async fn an_emergency_preempts_a_scheduled_item_which_resumes_where_it_stopped()
     );
     // Resumed where it stopped: the item's tone adds up to its length once.
     let item_secs = t.seconds_of(0);
-    assert!((item_secs - ITEM_SECS).abs() < 0.3, "{item_secs:.2} s of the item (restarted from zero would be more)");
+    assert!(
+        (item_secs - ITEM_SECS).abs() < 0.3,
+        "{item_secs:.2} s of the item (restarted from zero would be more); runs {runs:?}"
+    );
     let emergency_secs = t.seconds_of(1);
 
     // Timing, tied to the capture by the session's first sample as the

@@ -6,8 +6,13 @@
 //! item "plays" in a blink and nothing can interrupt it; and the `file`
 //! plugin over `pulse` fails cpal's `snd_pcm_avail_delay` with EIO.
 //!
-//! A recording is a timeline: the monitor delivers silence while nothing
-//! plays, so sample `i` was rendered `i / 48 000` s after the first.
+//! A recording is a timeline while the sink runs: the monitor delivers
+//! silence while an open stream plays nothing, so sample `i` was rendered
+//! `i / 48 000` s after the first. A null sink with no running stream
+//! (before an agent opens its output, or while a stream recovers from an
+//! xrun) renders nothing, and the recording skips that time: about two
+//! seconds around an agent's start were seen. [`Recorder::shortfall_secs`]
+//! measures it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -34,6 +39,7 @@ pub struct Pulse {
 pub struct Recorder {
     child: Child,
     file: PathBuf,
+    started: Instant,
 }
 
 impl Pulse {
@@ -90,7 +96,7 @@ impl Pulse {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| anyhow::anyhow!("cannot start parec: {e}"))?;
-        Ok(Recorder { child, file: file.to_path_buf() })
+        Ok(Recorder { child, file: file.to_path_buf(), started: Instant::now() })
     }
 
     /// The daemon's log so far.
@@ -104,6 +110,14 @@ impl Recorder {
     pub fn samples(&self) -> Vec<f32> {
         let bytes = std::fs::read(&self.file).unwrap_or_default();
         bytes.chunks_exact(2).map(|s| f32::from(i16::from_le_bytes([s[0], s[1]])) / 32768.0).collect()
+    }
+
+    /// Seconds since the recorder started that `samples` (read now) do not
+    /// cover: parec's start-up and latency (tens of ms), plus any audio the
+    /// capture lost on a starved machine. A failure message states it so
+    /// a short capture is not blamed on the agent.
+    pub fn shortfall_secs(&self, samples: usize) -> f64 {
+        self.started.elapsed().as_secs_f64() - samples as f64 / f64::from(RATE)
     }
 }
 

@@ -11,8 +11,8 @@
 //! `i / 48 000` s after the first. A null sink with no running stream
 //! (before an agent opens its output, or while a stream recovers from an
 //! xrun) renders nothing, and the recording skips that time: about two
-//! seconds around an agent's start were seen. [`Recorder::shortfall_secs`]
-//! measures it.
+//! seconds between an agent's start and its first item were seen, on an
+//! idle machine. [`Recorder::shortfall_secs`] measures it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -23,11 +23,15 @@
 //!   once on a live refusal).
 //!
 //! What the controller only learns from events — runs of unconfirmed items,
-//! when a sync started failing, emergency refusals — is kept in memory. At
-//! start, [`run`] recalls the runs of unconfirmed items from the stored
-//! play events of the last week ([`Alarms::recall_plays`]); the rest a
-//! restart forgets, and the rules then treat it as unknown, which keeps
-//! open alarms open rather than clearing or raising them again.
+//! when a sync started failing, emergency refusals — is kept in memory,
+//! and recalled at start by [`run`]: the runs of unconfirmed items from the
+//! stored play events of the last week ([`Alarms::recall_plays`]), each
+//! agent's latest emergency refusal or played session from the stored live
+//! session reports of the last week ([`Alarms::recall_emergencies`]), and
+//! when each sync started failing from the store's `sync_failing` table,
+//! which the service keeps as it notices ([`Alarms::recall_sync`]). What
+//! none of these tells, the rules treat as unknown, which keeps open
+//! alarms open rather than clearing or raising them again.
 
 mod model;
 pub mod rules;
@@ -84,9 +88,11 @@ pub struct Alarms {
     deliveries: Mutex<Option<tokio::sync::mpsc::Receiver<Payload>>>,
 }
 
-/// How far back [`Alarms::recall_plays`] reads the play events.
-const RECALL_PLAYS: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How far back the recall at start reads play events and live sessions.
+const RECALL_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 const DAY_MS: i64 = 24 * 3600 * 1000;
+/// At most this many of the latest live sessions are read back at start.
+const RECALL_SESSIONS: usize = 500;
 
 /// `facts` after the items of `events` that started, in the order they
 /// started: the latest confirmed, or how many in a row were not.
@@ -99,6 +105,17 @@ fn fold_plays(facts: PlayFacts, events: &[PlayEvent]) -> PlayFacts {
         (PlayFacts::Unconfirmed { in_a_row }, false) => PlayFacts::Unconfirmed { in_a_row: in_a_row.saturating_add(1) },
         (_, false) => PlayFacts::Unconfirmed { in_a_row: 1 },
     })
+}
+
+/// How many agents each recall at start found something for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recalled {
+    /// Runs of played items.
+    pub plays: usize,
+    /// Emergency refusals or played sessions.
+    pub emergencies: usize,
+    /// Failing syncs.
+    pub syncs: usize,
 }
 
 /// What the service learnt from events, per agent.
@@ -165,7 +182,7 @@ impl Alarms {
     /// noted yet (events arriving meanwhile are newer). Returns how many
     /// agents it recalled.
     pub fn recall_plays(&self, store: &dyn Store, now_ms: i64) -> Result<usize, StoreError> {
-        let since = now_ms.saturating_sub(RECALL_PLAYS.as_millis() as i64);
+        let since = now_ms.saturating_sub(RECALL_WINDOW.as_millis() as i64);
         let mut recalled = 0;
         for agent in store.agents()? {
             // Scheduled up to a day ahead still counts: a clock may be off.
@@ -179,6 +196,63 @@ impl Alarms {
             }
         }
         Ok(recalled)
+    }
+
+    /// Recalls, at start, what the service knew before: every recall below.
+    pub fn recall(&self, store: &dyn Store, now_ms: i64) -> Result<Recalled, StoreError> {
+        Ok(Recalled {
+            plays: self.recall_plays(store, now_ms)?,
+            emergencies: self.recall_emergencies(store, now_ms)?,
+            syncs: self.recall_sync(store)?,
+        })
+    }
+
+    /// Recalls each enrolled agent's latest say in an emergency from the
+    /// live sessions stored in the week before `now_ms`, newest first: a
+    /// refusal of an emergency start, or any session it played. Agents with
+    /// something noted already keep it (it is newer). Returns how many
+    /// agents it recalled.
+    pub fn recall_emergencies(&self, store: &dyn Store, now_ms: i64) -> Result<usize, StoreError> {
+        let since = now_ms.saturating_sub(RECALL_WINDOW.as_millis() as i64);
+        let enrolled: std::collections::HashSet<String> = store.agents()?.into_iter().map(|a| a.id).collect();
+        let mut recalled: HashMap<String, EmergencyFacts> = HashMap::new();
+        let sessions = store.live_sessions(RECALL_SESSIONS)?;
+        for listed in sessions.iter().filter(|s| s.started_at_ms >= since) {
+            let Some(session) = store.live_session(&listed.session_id)? else { continue };
+            for agent in session.agents.iter().filter(|a| enrolled.contains(&a.agent_id)) {
+                let facts = match &agent.state {
+                    AgentState::Refused { message, .. } if session.priority == LivePriority::Emergency => {
+                        EmergencyFacts::Refused { session_id: session.session_id.clone(), message: message.clone() }
+                    }
+                    _ if agent.playing_from_ms.is_some() => EmergencyFacts::Fine,
+                    _ => continue,
+                };
+                recalled.entry(agent.agent_id.clone()).or_insert(facts);
+            }
+        }
+        let mut memory = self.lock();
+        let n = recalled.len();
+        for (agent, facts) in recalled {
+            memory.emergency.entry(agent).or_insert(facts);
+        }
+        Ok(n)
+    }
+
+    /// Recalls when each enrolled agent's sync started failing, as the
+    /// service noted it before a restart, and forgets the rows of agents no
+    /// longer enrolled. Returns how many agents it recalled.
+    pub fn recall_sync(&self, store: &dyn Store) -> Result<usize, StoreError> {
+        let enrolled: std::collections::HashSet<String> = store.agents()?.into_iter().map(|a| a.id).collect();
+        let mut n = 0;
+        for (agent, since_ms, reason) in store.sync_failing()? {
+            if enrolled.contains(&agent) {
+                self.lock().sync_failing.entry(agent).or_insert((since_ms, reason));
+                n += 1;
+            } else {
+                store.set_sync_failing(&agent, None)?;
+            }
+        }
+        Ok(n)
     }
 
     /// Notes an agent's state in a live session; returns whether it may
@@ -214,6 +288,8 @@ impl Alarms {
         let now = st.clock.now_ms();
         let (agents, open) = st.db(|s| Ok((s.agents()?, s.open_alarms()?))).await?;
         let views = st.presence.views();
+        // Syncs that started or stopped failing, to keep across restarts.
+        let mut sync_noted: Vec<(String, Option<(i64, String)>)> = Vec::new();
         let facts: Vec<AgentFacts> = {
             let mut memory = self.lock();
             memory.forget_all_but(&agents);
@@ -244,14 +320,20 @@ impl Alarms {
                         None => SyncFacts::Unknown,
                         Some(report) => match &report.state {
                             SyncState::Failed { reason } => {
-                                let (since_ms, _) = memory
-                                    .sync_failing
-                                    .entry(agent.id.clone())
-                                    .or_insert_with(|| (now, reason.clone()));
-                                SyncFacts::Failing { since_ms: *since_ms, reason: reason.clone() }
+                                let since_ms = match memory.sync_failing.get(&agent.id) {
+                                    Some((since_ms, _)) => *since_ms,
+                                    None => {
+                                        memory.sync_failing.insert(agent.id.clone(), (now, reason.clone()));
+                                        sync_noted.push((agent.id.clone(), Some((now, reason.clone()))));
+                                        now
+                                    }
+                                };
+                                SyncFacts::Failing { since_ms, reason: reason.clone() }
                             }
                             _ => {
-                                memory.sync_failing.remove(&agent.id);
+                                if memory.sync_failing.remove(&agent.id).is_some() {
+                                    sync_noted.push((agent.id.clone(), None));
+                                }
                                 SyncFacts::Healthy
                             }
                         },
@@ -269,6 +351,21 @@ impl Alarms {
                 })
                 .collect()
         };
+        if !sync_noted.is_empty() {
+            let noted = st
+                .db(move |s| {
+                    for (agent, failing) in &sync_noted {
+                        s.set_sync_failing(agent, failing.as_ref().map(|(since, why)| (*since, why.as_str())))?;
+                    }
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = noted {
+                // The alarm still works until a restart, which then waits
+                // the whole threshold again.
+                tracing::warn!(error = %e, "cannot keep when syncs started failing");
+            }
+        }
         let open: Vec<OpenAlarm> =
             open.into_iter().map(|a| OpenAlarm { id: a.id, kind: a.kind, agent_id: a.agent_id }).collect();
         let changes = rules::evaluate(&facts, &open, now, &self.settings.thresholds);
@@ -341,9 +438,11 @@ fn driver_confirms(hardware_json: &str) -> bool {
 pub async fn run(st: AppState, shutdown: CancellationToken) {
     let now = st.clock.now_ms();
     let alarms = std::sync::Arc::clone(&st.alarms);
-    match st.db(move |s| alarms.recall_plays(s, now)).await {
-        Ok(n) => tracing::debug!(agents = n, "recalled the latest played items"),
-        Err(e) => tracing::error!(error = %e, "cannot recall the latest played items"),
+    match st.db(move |s| alarms.recall(s, now)).await {
+        Ok(Recalled { plays, emergencies, syncs }) => {
+            tracing::debug!(plays, emergencies, syncs, "recalled what the alarms knew before the start")
+        }
+        Err(e) => tracing::error!(error = %e, "cannot recall what the alarms knew before the start"),
     }
     let deliveries = st.alarms.deliveries.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let (Some(rx), Some(settings)) = (deliveries, st.alarms.settings.webhook.clone()) {
@@ -403,6 +502,7 @@ mod tests {
     use dalaba_protocol::state::PlayOutcome;
 
     use super::*;
+    use crate::live::{AgentReport, SessionReport};
 
     fn event(started: Option<i64>, confirmed: bool) -> PlayEvent {
         PlayEvent {
@@ -454,6 +554,96 @@ mod tests {
         alarms.note_play_events("ag-1", &[event(Some(now + 1), true)]);
         alarms.recall_plays(&store, now).expect("recall");
         assert_eq!(alarms.lock().plays.get("ag-1"), Some(&PlayFacts::Confirmed));
+    }
+
+    /// A stored session: `agents` as (agent, state, played).
+    fn session(id: &str, priority: LivePriority, at: i64, agents: &[(&str, AgentState, bool)]) -> SessionReport {
+        SessionReport {
+            session_id: id.into(),
+            title: "防汛".into(),
+            priority,
+            source: "text".into(),
+            started_by: "operator".into(),
+            targets: serde_json::json!({"county": true}),
+            villages: vec![1],
+            volume: 90,
+            started_at_ms: at,
+            ended_at_ms: Some(at + 1_000),
+            end_reason: Some("played out".into()),
+            frames_sent: 50,
+            counts: Default::default(),
+            agents: agents
+                .iter()
+                .map(|(agent, state, played)| AgentReport {
+                    agent_id: (*agent).into(),
+                    village_id: 1,
+                    state: state.clone(),
+                    playing_from_ms: played.then_some(at + 100),
+                    playing_to_ms: played.then_some(at + 900),
+                    frames_sent: 50,
+                    frames_dropped: 0,
+                    frames_received: None,
+                    frames_lost: None,
+                    refusal: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn refused(message: &str) -> AgentState {
+        AgentState::Refused { reason: dalaba_protocol::live::RefusalCode::Busy, message: message.into() }
+    }
+
+    #[test]
+    fn a_restart_recalls_emergency_refusals_from_the_stored_sessions() {
+        use crate::store::sqlite::SqliteStore;
+        let store = SqliteStore::open_in_memory().expect("store");
+        crate::store::testing::demo_with_agent(&store);
+        let day = 24 * 3600 * 1000;
+        let now = 30 * day;
+        let ended = || AgentState::Ended { reason: "stopped".into() };
+        for stored in [
+            // Played, but more than a week ago: not read.
+            session("old", LivePriority::Emergency, now - 8 * day, &[("ag-1", ended(), true)]),
+            session("L1", LivePriority::Emergency, now - 2 * day, &[("ag-1", refused("busy"), false)]),
+            // Newer, but it says nothing: a refused paging session, and
+            // an agent no longer enrolled.
+            session("L2", LivePriority::Paging, now - day, &[("ag-1", refused("quiet hours"), false)]),
+            session("L3", LivePriority::Emergency, now - day, &[("ag-gone", refused("busy"), false)]),
+        ] {
+            store.save_live_session(&stored).expect("stored");
+        }
+        let alarms = Alarms::new(AlarmSettings::default(), now);
+        assert_eq!(alarms.recall_emergencies(&store, now).expect("recall"), 1);
+        let expected = EmergencyFacts::Refused { session_id: "L1".into(), message: "busy".into() };
+        assert_eq!(alarms.lock().emergency.get("ag-1"), Some(&expected));
+        assert!(!alarms.lock().emergency.contains_key("ag-gone"));
+
+        // A session it played since: fine.
+        let played = session("L4", LivePriority::Paging, now - 3_600_000, &[("ag-1", ended(), true)]);
+        store.save_live_session(&played).expect("stored");
+        let alarms = Alarms::new(AlarmSettings::default(), now);
+        alarms.recall_emergencies(&store, now).expect("recall");
+        assert_eq!(alarms.lock().emergency.get("ag-1"), Some(&EmergencyFacts::Fine));
+
+        // What a session told the service since the start is newer: kept.
+        let alarms = Alarms::new(AlarmSettings::default(), now);
+        alarms.lock().emergency.insert("ag-1".into(), expected.clone());
+        alarms.recall_emergencies(&store, now).expect("recall");
+        assert_eq!(alarms.lock().emergency.get("ag-1"), Some(&expected));
+    }
+
+    #[test]
+    fn a_restart_recalls_when_syncs_started_failing() {
+        use crate::store::sqlite::SqliteStore;
+        let store = SqliteStore::open_in_memory().expect("store");
+        crate::store::testing::demo_with_agent(&store);
+        store.set_sync_failing("ag-1", Some((1_000, "no route"))).expect("noted");
+        store.set_sync_failing("ag-gone", Some((2_000, "no route"))).expect("noted");
+        let alarms = Alarms::new(AlarmSettings::default(), 50_000);
+        assert_eq!(alarms.recall_sync(&store).expect("recall"), 1);
+        assert_eq!(alarms.lock().sync_failing.get("ag-1"), Some(&(1_000, "no route".to_string())));
+        assert_eq!(store.sync_failing().expect("rows"), [("ag-1".into(), 1_000, "no route".into())], "gone forgotten");
     }
 
     #[test]

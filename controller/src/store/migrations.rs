@@ -347,6 +347,19 @@ pub const MIGRATIONS: &[Migration] = &[
             );
         ",
     },
+    Migration {
+        version: 13,
+        name: "when each agent's sync started failing, kept across restarts",
+        // Agents are not foreign keys: the alarm service forgets rows of
+        // agents no longer enrolled when it recalls them.
+        sql: "
+            CREATE TABLE sync_failing (
+                agent_id TEXT PRIMARY KEY,
+                since_ms INTEGER NOT NULL,
+                reason   TEXT NOT NULL
+            );
+        ",
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -435,7 +448,7 @@ mod tests {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1, "{}", m.name);
         }
-        assert_eq!(latest_version(), 12);
+        assert_eq!(latest_version(), 13);
     }
 
     #[test]
@@ -464,6 +477,7 @@ mod tests {
             "schedule_items",
             "schedules",
             "schema_migrations",
+            "sync_failing",
             "user_sessions",
             "users",
         ];

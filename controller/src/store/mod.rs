@@ -289,6 +289,12 @@ pub trait Store: Send + Sync + 'static {
     fn open_alarms(&self) -> Result<Vec<Alarm>, StoreError>;
     /// Alarms by `filter`, newest first.
     fn alarms(&self, filter: &AlarmFilter) -> Result<Vec<Alarm>, StoreError>;
+    /// Agents whose sync was failing when last seen: agent, since (Unix
+    /// ms) and the reason then.
+    fn sync_failing(&self) -> Result<Vec<(String, i64, String)>, StoreError>;
+    /// Notes that an agent's sync has been failing since `since_ms`, or
+    /// (`None`) that it is not failing.
+    fn set_sync_failing(&self, agent_id: &str, failing: Option<(i64, &str)>) -> Result<(), StoreError>;
 }
 
 /// The desired-state version an agent was last given, and its plan's digest.

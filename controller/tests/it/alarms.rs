@@ -215,6 +215,49 @@ async fn a_restart_keeps_open_alarms_without_raising_them_again() {
     assert_eq!(changed.len(), 3, "{changed:?}");
 }
 
+#[tokio::test]
+async fn a_restart_counts_a_failing_sync_from_when_it_started() {
+    let h = Harness::new();
+    let s = seed(&h.app).await;
+    let (a, _) = enrol(&h.app, s.villages[0], "pi-a").await;
+    let (b, _) = enrol(&h.app, s.villages[1], "pi-b").await;
+    let now = || h.state.clock.now_ms();
+    let failed = SyncReport { version: 1, state: SyncState::Failed { reason: "HTTP 404 for content ab…".into() } };
+    for agent in [&a, &b] {
+        let link = h.state.presence.connect(agent, peer(), hello(), now());
+        h.state.presence.status(agent, link.conn_id, healthy(), now());
+        h.state.presence.sync(agent, link.conn_id, failed.clone(), now());
+    }
+    assert!(evaluate(&h).await.is_empty(), "failing since now");
+    let failing_since = now();
+    // b recovers before the restart: its start is forgotten.
+    h.state.clock.advance_ms(10 * MIN);
+    let link = h.state.presence.connect(&b, peer(), hello(), now());
+    h.state.presence.sync(&b, link.conn_id, SyncReport { version: 1, state: SyncState::UpToDate }, now());
+    assert!(evaluate(&h).await.is_empty());
+    h.state.clock.advance_ms(30 * MIN);
+
+    // A new controller process: the same store, nothing in memory; both
+    // boards come back still (b: again) failing.
+    let restarted = AppState { alarms: Arc::new(Alarms::new(AlarmSettings::default(), now())), ..h.state.clone() };
+    // What `alarms::run` does first.
+    let (alarms, at) = (Arc::clone(&restarted.alarms), now());
+    let recalled = restarted.db(move |s| alarms.recall(s, at)).await.expect("recall");
+    assert_eq!(recalled.syncs, 1, "{recalled:?}");
+    for agent in [&a, &b] {
+        let link = restarted.presence.connect(agent, peer(), hello(), now());
+        restarted.presence.status(agent, link.conn_id, healthy(), now());
+        restarted.presence.sync(agent, link.conn_id, failed.clone(), now());
+    }
+    assert!(restarted.alarms.evaluate(&restarted).await.expect("evaluation").is_empty(), "40 minutes so far");
+    restarted.clock.advance_ms(20 * MIN);
+    let raised = restarted.alarms.evaluate(&restarted).await.expect("evaluation");
+    let raised: Vec<Value> = raised.iter().map(|a| serde_json::to_value(a).expect("json")).collect();
+    assert_eq!(raised.len(), 1, "a's hour, counted from before the restart; b's started 30 minutes ago: {raised:?}");
+    assert_eq!((&raised[0]["kind"], &raised[0]["agent_id"]), (&json!("sync"), &json!(a)));
+    assert_eq!(raised[0]["detail"]["failing_since_ms"], failing_since, "{raised:?}");
+}
+
 /// Waits until `check` holds, polling; panics after ten seconds.
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where

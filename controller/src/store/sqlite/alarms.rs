@@ -54,6 +54,30 @@ pub(super) fn open(conn: &Connection) -> Result<Vec<Alarm>, StoreError> {
     Ok(alarms)
 }
 
+/// Agents whose sync was failing when last seen, with since and reason.
+pub(super) fn sync_failing(conn: &Connection) -> Result<Vec<(String, i64, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT agent_id, since_ms, reason FROM sync_failing ORDER BY agent_id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Notes a failing sync (the first `since_ms` stays while it lasts) or its end.
+pub(super) fn set_sync_failing(
+    conn: &Connection,
+    agent_id: &str,
+    failing: Option<(i64, &str)>,
+) -> Result<(), StoreError> {
+    match failing {
+        Some((since_ms, reason)) => conn.execute(
+            "INSERT INTO sync_failing (agent_id, since_ms, reason) VALUES (?1, ?2, ?3)
+             ON CONFLICT (agent_id) DO UPDATE SET reason = excluded.reason",
+            params![agent_id, since_ms, reason],
+        )?,
+        None => conn.execute("DELETE FROM sync_failing WHERE agent_id = ?1", [agent_id])?,
+    };
+    Ok(())
+}
+
 /// Alarms by `filter`, newest first.
 pub(super) fn list(conn: &Connection, filter: &AlarmFilter) -> Result<Vec<Alarm>, StoreError> {
     let villages = filter.villages.as_ref().map(|v| serde_json::to_string(v).unwrap_or_else(|_| "[]".to_owned()));
@@ -133,5 +157,18 @@ mod tests {
             store.alarms(&AlarmFilter { limit: 10, villages: Some(vec![8]), ..Default::default() }).expect("list");
         assert!(none.is_empty());
         assert_eq!(first.detail, json!({"n": 10}));
+    }
+
+    #[test]
+    fn a_failing_sync_keeps_its_first_since_until_it_ends() {
+        let store = SqliteStore::open_in_memory().expect("store");
+        store.set_sync_failing("b", Some((20, "disk full"))).expect("set");
+        store.set_sync_failing("a", Some((10, "no route"))).expect("set");
+        store.set_sync_failing("a", Some((30, "timed out"))).expect("set again");
+        let rows = store.sync_failing().expect("rows");
+        assert_eq!(rows, [("a".into(), 10, "timed out".into()), ("b".into(), 20, "disk full".into())]);
+        store.set_sync_failing("a", None).expect("ended");
+        store.set_sync_failing("zz", None).expect("nothing to end");
+        assert_eq!(store.sync_failing().expect("rows"), [("b".into(), 20, "disk full".into())]);
     }
 }

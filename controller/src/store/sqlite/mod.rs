@@ -442,6 +442,14 @@ impl Store for SqliteStore {
     fn alarms(&self, filter: &AlarmFilter) -> Result<Vec<Alarm>, StoreError> {
         alarms::list(&self.lock(), filter)
     }
+
+    fn sync_failing(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
+        alarms::sync_failing(&self.lock())
+    }
+
+    fn set_sync_failing(&self, agent_id: &str, failing: Option<(i64, &str)>) -> Result<(), StoreError> {
+        alarms::set_sync_failing(&self.lock(), agent_id, failing)
+    }
 }
 
 /// Per-connection settings. `journal_mode` answers with a row, hence the query.

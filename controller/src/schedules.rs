@@ -28,6 +28,37 @@ pub const MAX_NAME_CHARS: usize = 200;
 /// Most items in one playlist.
 pub const MAX_PLAYLIST: usize = 50;
 
+/// Why a schedule was refused: a stable reason and the values it names,
+/// for the console to word in the operator's language, and the sentence
+/// in English for everyone else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Stable name (`too_frequent`, `unknown_village`, …).
+    pub reason: &'static str,
+    /// The values the sentence names.
+    pub params: Vec<(&'static str, String)>,
+    /// The sentence.
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(reason: &'static str, params: Vec<(&'static str, String)>, message: String) -> Refusal {
+        Refusal { reason, params, message }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<dalaba_schedules::ScheduleError> for Refusal {
+    fn from(e: dalaba_schedules::ScheduleError) -> Refusal {
+        Refusal::new(e.code(), e.params(), e.to_string())
+    }
+}
+
 /// A schedule as the API takes and returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,41 +191,53 @@ impl Timetable {
     /// Checks `spec` against the directory and library and the schedule
     /// rules; the error is one sentence an operator can act on. `id` is the
     /// schedule's id (0 for a new one).
-    pub fn check(&self, id: i64, spec: &ScheduleSpec) -> Result<Schedule, String> {
+    pub fn check(&self, id: i64, spec: &ScheduleSpec) -> Result<Schedule, Refusal> {
         if spec.name.chars().count() > MAX_NAME_CHARS {
-            return Err(format!("the name is longer than {MAX_NAME_CHARS} characters"));
+            let message = format!("the name is longer than {MAX_NAME_CHARS} characters");
+            return Err(Refusal::new("name_too_long", vec![("max", MAX_NAME_CHARS.to_string())], message));
         }
         if spec.playlist.len() > MAX_PLAYLIST {
-            return Err(format!("the playlist has {} items; at most {MAX_PLAYLIST} are allowed", spec.playlist.len()));
+            let count = spec.playlist.len();
+            let message = format!("the playlist has {count} items; at most {MAX_PLAYLIST} are allowed");
+            let params = vec![("count", count.to_string()), ("max", MAX_PLAYLIST.to_string())];
+            return Err(Refusal::new("playlist_too_long", params, message));
         }
         self.check_targets(&spec.targets)?;
         let schedule = resolve(id, spec, &self.library)?;
-        schedule.validate().map_err(|e| e.to_string())?;
+        schedule.validate()?;
         Ok(schedule)
     }
 
     /// Checks that every target exists at its level; the error is one
     /// sentence an operator can act on.
-    pub(crate) fn check_targets(&self, targets: &Targets) -> Result<(), String> {
+    pub(crate) fn check_targets(&self, targets: &Targets) -> Result<(), Refusal> {
         let level = |id: i64| self.regions.iter().find(|r| r.id == id).map(|r| r.level);
+        let named = |reason, id: i64, message| Refusal::new(reason, vec![("id", id.to_string())], message);
         for &t in &targets.townships {
             match level(t) {
                 Some(Level::Township) => {}
-                Some(other) => return Err(format!("target township {t} is a {}, not a township", level_name(other))),
-                None => return Err(format!("target township {t} does not exist")),
+                Some(other) => {
+                    let message = format!("target township {t} is a {}, not a township", level_name(other));
+                    return Err(named("not_a_township", t, message));
+                }
+                None => return Err(named("unknown_township", t, format!("target township {t} does not exist"))),
             }
         }
         for &v in &targets.villages {
             match level(v) {
                 Some(Level::Village) => {}
-                Some(other) => return Err(format!("target village {v} is a {}, not a village", level_name(other))),
-                None => return Err(format!("target village {v} does not exist")),
+                Some(other) => {
+                    let message = format!("target village {v} is a {}, not a village", level_name(other));
+                    return Err(named("not_a_village", v, message));
+                }
+                None => return Err(named("unknown_village", v, format!("target village {v} does not exist"))),
             }
         }
         if !targets.tags.is_empty() {
             let known: BTreeSet<&str> = self.regions.iter().flat_map(|r| r.tags.iter().map(String::as_str)).collect();
             if let Some(tag) = targets.tags.iter().find(|t| !known.contains(t.as_str())) {
-                return Err(format!("target tag {tag:?} is carried by no village"));
+                let message = format!("target tag {tag:?} is carried by no village");
+                return Err(Refusal::new("unknown_tag", vec![("tag", tag.clone())], message));
             }
         }
         Ok(())
@@ -210,13 +253,15 @@ fn level_name(level: Level) -> &'static str {
 }
 
 /// `spec` as the planner takes it, its items resolved to distribution files.
-fn resolve(id: i64, spec: &ScheduleSpec, library: &HashMap<i64, LibraryItem>) -> Result<Schedule, String> {
+fn resolve(id: i64, spec: &ScheduleSpec, library: &HashMap<i64, LibraryItem>) -> Result<Schedule, Refusal> {
     let playlist = spec
         .playlist
         .iter()
         .map(|entry| {
-            let item =
-                library.get(&entry.item_id).ok_or_else(|| format!("library item {} does not exist", entry.item_id))?;
+            let item = library.get(&entry.item_id).ok_or_else(|| {
+                let message = format!("library item {} does not exist", entry.item_id);
+                Refusal::new("unknown_item", vec![("id", entry.item_id.to_string())], message)
+            })?;
             Ok(PlaylistItem {
                 content: ContentRef {
                     sha256: item.distribution.sha256.clone(),
@@ -226,7 +271,7 @@ fn resolve(id: i64, spec: &ScheduleSpec, library: &HashMap<i64, LibraryItem>) ->
                 repeats: entry.repeats,
             })
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, Refusal>>()?;
     Ok(Schedule {
         id,
         name: spec.name.clone(),

@@ -137,6 +137,80 @@ pub enum ScheduleError {
     },
 }
 
+impl ScheduleError {
+    /// A stable name for the refusal, for a console to word it in the
+    /// operator's language (the message itself is English).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ScheduleError::InvalidCron { .. } => "invalid_cron",
+            ScheduleError::CronFiveFields { .. } => "cron_five_fields",
+            ScheduleError::CronNumericWeekday { .. } => "cron_numeric_weekday",
+            ScheduleError::TooFrequent { .. } => "too_frequent",
+            ScheduleError::NoTimes => "no_times",
+            ScheduleError::TooManyTimes { .. } => "too_many_times",
+            ScheduleError::FractionalTime { .. } => "fractional_time",
+            ScheduleError::NoWeekdays => "no_weekdays",
+            ScheduleError::InvalidEvery { .. } => "invalid_every",
+            ScheduleError::InvalidMonthDay { .. } => "invalid_month_day",
+            ScheduleError::UnknownTimeZone { .. } => "unknown_time_zone",
+            ScheduleError::NoName => "no_name",
+            ScheduleError::EmptyPlaylist => "empty_playlist",
+            ScheduleError::ZeroDuration { .. } => "zero_duration",
+            ScheduleError::InvalidSha256 { .. } => "invalid_sha256",
+            ScheduleError::TooManyRepeats { .. } => "too_many_repeats",
+            ScheduleError::TooLong { .. } => "too_long",
+            ScheduleError::DelayTooLong { .. } => "delay_too_long",
+            ScheduleError::NoTargets => "no_targets",
+            ScheduleError::ValidityReversed { .. } => "validity_reversed",
+            ScheduleError::VolumeOutOfRange { .. } => "volume_out_of_range",
+        }
+    }
+
+    /// The values the refusal names, with the limit it broke where there is
+    /// one (`max`), for the console's wording of [`ScheduleError::code`].
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        match self {
+            ScheduleError::InvalidCron { expression, .. }
+            | ScheduleError::CronFiveFields { expression }
+            | ScheduleError::CronNumericWeekday { expression } => vec![("expression", expression.clone())],
+            ScheduleError::TooFrequent { per_day } => {
+                vec![("per_day", per_day.to_string()), ("max", MAX_FIRINGS_PER_DAY.to_string())]
+            }
+            ScheduleError::TooManyTimes { count } => {
+                vec![("count", count.to_string()), ("max", MAX_TIMES_PER_DAY.to_string())]
+            }
+            ScheduleError::FractionalTime { time } => vec![("time", time.to_string())],
+            ScheduleError::InvalidEvery { every } => {
+                vec![("every", every.to_string()), ("max", MAX_EVERY_WEEKS.to_string())]
+            }
+            ScheduleError::InvalidMonthDay { day } => vec![("day", day.to_string())],
+            ScheduleError::UnknownTimeZone { name } => vec![("name", name.clone())],
+            ScheduleError::ZeroDuration { title } => vec![("title", title.clone())],
+            ScheduleError::InvalidSha256 { title, sha256 } => {
+                vec![("title", title.clone()), ("sha256", sha256.clone())]
+            }
+            ScheduleError::TooManyRepeats { title, repeats } => {
+                vec![("title", title.clone()), ("repeats", repeats.to_string()), ("max", MAX_REPEATS.to_string())]
+            }
+            ScheduleError::TooLong { duration_ms } => {
+                vec![("duration_ms", duration_ms.to_string()), ("max", MAX_DURATION_MS.to_string())]
+            }
+            ScheduleError::DelayTooLong { max_delay_ms } => {
+                vec![("max_delay_ms", max_delay_ms.to_string()), ("max", MAX_DELAY_MS.to_string())]
+            }
+            ScheduleError::ValidityReversed { from, until } => {
+                vec![("from", from.to_string()), ("until", until.to_string())]
+            }
+            ScheduleError::VolumeOutOfRange { volume } => vec![("volume", volume.to_string())],
+            ScheduleError::NoTimes
+            | ScheduleError::NoWeekdays
+            | ScheduleError::NoName
+            | ScheduleError::EmptyPlaylist
+            | ScheduleError::NoTargets => Vec::new(),
+        }
+    }
+}
+
 /// Why quiet hours were refused.
 #[derive(Debug, Error)]
 pub enum QuietHoursError {
@@ -181,4 +255,25 @@ pub enum PlanError {
     /// The quiet hours are invalid.
     #[error(transparent)]
     QuietHours(#[from] QuietHoursError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_has_a_stable_code_and_the_values_it_names() {
+        let frequent = ScheduleError::TooFrequent { per_day: 200 };
+        assert_eq!(frequent.code(), "too_frequent");
+        assert_eq!(frequent.params(), [("per_day", "200".to_string()), ("max", MAX_FIRINGS_PER_DAY.to_string())]);
+        let from = NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
+        let until = NaiveDate::from_ymd_opt(2026, 11, 1).expect("date");
+        let reversed = ScheduleError::ValidityReversed { from, until };
+        assert_eq!(reversed.code(), "validity_reversed");
+        assert_eq!(reversed.params(), [("from", "2026-12-01".to_string()), ("until", "2026-11-01".to_string())]);
+        assert_eq!(ScheduleError::NoName.code(), "no_name");
+        assert!(ScheduleError::NoName.params().is_empty());
+        let five = ScheduleError::CronFiveFields { expression: "0 8 * * *".into() };
+        assert_eq!((five.code(), five.params()), ("cron_five_fields", vec![("expression", "0 8 * * *".to_string())]));
+    }
 }

@@ -41,6 +41,21 @@ pub enum ApiError {
     /// A fault on our side (500); the text is logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A specific code and status, with a finer reason and the values it
+    /// names, for a console to word the refusal in its own language.
+    #[error("{message}")]
+    Explained {
+        /// HTTP status.
+        status: StatusCode,
+        /// Stable code.
+        code: &'static str,
+        /// Explanation, in English.
+        message: String,
+        /// Stable finer reason.
+        reason: &'static str,
+        /// Its values, by name.
+        params: Vec<(&'static str, String)>,
+    },
     /// A specific code and status.
     #[error("{message}")]
     Coded {
@@ -64,6 +79,14 @@ pub struct Detail {
 }
 
 #[derive(Serialize)]
+struct ExplainedBody<'a> {
+    error: &'a str,
+    message: &'a str,
+    reason: &'a str,
+    params: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Serialize)]
 struct DetailedBody<'a> {
     error: &'a str,
     message: &'a str,
@@ -79,7 +102,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
-            ApiError::Coded { status, .. } => *status,
+            ApiError::Coded { status, .. } | ApiError::Explained { status, .. } => *status,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -95,6 +118,12 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone()),
             ApiError::Gone(m) => (StatusCode::GONE, "gone", m.clone()),
             ApiError::Coded { status, code, message } => (*status, *code, message.clone()),
+            ApiError::Explained { status, code, message, reason, params } => {
+                let params =
+                    params.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(v.as_str()))).collect();
+                let body = ExplainedBody { error: code, message, reason, params };
+                return (*status, Json(body)).into_response();
+            }
             ApiError::Unprocessable { code, message, details } => {
                 let body = DetailedBody { error: code, message, details };
                 return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();

@@ -20,7 +20,7 @@ use super::{ApiError, AppState};
 use crate::accounts::policy::Principal;
 use crate::accounts::scope::{Area, check_targets};
 use crate::directory::Level;
-use crate::schedules::{ScheduleSpec, StoredSchedule, Timetable};
+use crate::schedules::{Refusal, ScheduleSpec, StoredSchedule, Timetable};
 
 /// How many coming occurrences a preview lists.
 const PREVIEW_OCCURRENCES: usize = 10;
@@ -33,6 +33,13 @@ const MAX_VIEW_DAYS: i64 = 14;
 
 fn unprocessable(message: String) -> ApiError {
     ApiError::Coded { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid_schedule", message }
+}
+
+/// A refused schedule: 422 `invalid_schedule`, with the refusal's reason
+/// and values for the console to word.
+fn refused(r: Refusal) -> ApiError {
+    let Refusal { reason, params, message } = r;
+    ApiError::Explained { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid_schedule", message, reason, params }
 }
 
 async fn timetable(st: &AppState) -> Result<Timetable, ApiError> {
@@ -107,7 +114,7 @@ pub async fn create(
     let Json(spec) = body?;
     check_targets(&st, &caller, &spec.targets).await?;
     let tt = timetable(&st).await?;
-    tt.check(next_id(&tt), &spec).map_err(unprocessable)?;
+    tt.check(next_id(&tt), &spec).map_err(refused)?;
     let now = st.clock.now_ms();
     let stored = st.db(move |s| s.create_schedule(&spec, now)).await?;
     tracing::info!(id = stored.id, name = %stored.spec.name, "schedule created");
@@ -129,7 +136,7 @@ pub async fn replace(
     if !tt.schedules.iter().any(|s| s.id == id) {
         return Err(ApiError::NotFound(format!("schedule {id} does not exist")));
     }
-    tt.check(id, &spec).map_err(unprocessable)?;
+    tt.check(id, &spec).map_err(refused)?;
     let now = st.clock.now_ms();
     let stored = st.db(move |s| s.update_schedule(id, &spec, now)).await?;
     tracing::info!(id, name = %stored.spec.name, "schedule updated");
@@ -197,13 +204,13 @@ pub async fn preview(
     check_targets(&st, &caller, &req.schedule.targets).await?;
     let tt = timetable(&st).await?;
     let id = req.id.unwrap_or_else(|| next_id(&tt));
-    let candidate = tt.check(id, &req.schedule).map_err(unprocessable)?;
+    let candidate = tt.check(id, &req.schedule).map_err(refused)?;
     let now_ms = st.clock.now_ms();
     let (from, to) = (instant(now_ms), instant(now_ms) + TimeDelta::days(PREVIEW_DAYS));
     let villages = tt.villages();
     let reached: Vec<_> = req.schedule.targets.select(&villages).cloned().collect();
     let next: Vec<Upcoming> = dalaba_schedules::occurrences(&candidate, from, from + TimeDelta::days(NEXT_DAYS))
-        .map_err(|e| unprocessable(e.to_string()))?
+        .map_err(|e| refused(e.into()))?
         .into_iter()
         .take(PREVIEW_OCCURRENCES)
         .map(|o| Upcoming { start_ms: o.start.timestamp_millis(), local: o.local_time.to_string() })

@@ -797,7 +797,7 @@ fn check_request(st: &AppState, req: &StartRequest) -> Result<(), ApiError> {
 /// The villages `targets` reach, sorted; an unknown target is a 400.
 fn resolve_targets(regions: &[Region], targets: &dalaba_schedules::Targets) -> Result<Vec<i64>, ApiError> {
     let timetable = crate::schedules::Timetable { regions: regions.to_vec(), ..Default::default() };
-    timetable.check_targets(targets).map_err(ApiError::BadRequest)?;
+    timetable.check_targets(targets).map_err(|r| ApiError::BadRequest(r.message))?;
     let mut villages: Vec<i64> = timetable.villages().iter().filter(|v| targets.includes(v)).map(|v| v.id).collect();
     villages.sort_unstable();
     if villages.is_empty() {

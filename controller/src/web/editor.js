@@ -15,6 +15,19 @@ import { clockDuration, debounce, field, h, regionIndex, showError } from './ui.
 const PREVIEW_DEBOUNCE_MS = 400;
 export const PRIORITIES = ['background', 'scheduled', 'paging', 'emergency'];
 
+// A refused schedule in the operator's words, by the server's reason and
+// its values; anything else (a network fault, a refusal of the caller's
+// area) as apiMessage words it.
+function scheduleError(res) {
+  const d = res.data && typeof res.data === 'object' ? res.data : null;
+  if (d && d.error === 'invalid_schedule' && typeof d.reason === 'string') {
+    const key = `schErr_${d.reason}`;
+    const text = t(key, d.params && typeof d.params === 'object' ? d.params : {});
+    if (text !== key) return text;
+  }
+  return apiMessage(res);
+}
+
 export function mountEditor(root, id) {
   const ed = { id, lib: { categories: [], items: [] }, preview: null, previewError: '', seq: 0, left: false };
   const heading = h('h2', { i18n: id === null ? 'edNew' : 'edEdit' });
@@ -201,7 +214,7 @@ export function mountEditor(root, id) {
       showError(ed.form.formError, '');
     } else {
       ed.preview = null;
-      ed.previewError = apiMessage(res);
+      ed.previewError = scheduleError(res);
       showError(ed.form.formError, t('edInvalid', ed.previewError));
     }
     paintPreview();
@@ -251,7 +264,7 @@ export function mountEditor(root, id) {
       location.hash = `#/schedules?saved=${res.data.id}`;
     } else {
       setText(f.status, '');
-      showError(f.formError, t('edSaveFailed', apiMessage(res)));
+      showError(f.formError, t('edSaveFailed', scheduleError(res)));
     }
   }
 

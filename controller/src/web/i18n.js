@@ -4,6 +4,7 @@ import { ADMIN } from './i18n-admin.js';
 import { LIVE } from './i18n-live.js';
 import { PAGES } from './i18n-pages.js';
 import { REPORTS } from './i18n-reports.js';
+import { SCHEDULES } from './i18n-schedules.js';
 import { state } from './state.js';
 
 const LANG_KEY = 'dalaba.lang';
@@ -277,8 +278,8 @@ const I18N = {
 };
 
 // The pages' strings (i18n-pages.js, i18n-live.js) join the dashboard's.
-Object.assign(I18N.zh, PAGES.zh, LIVE.zh, ADMIN.zh, REPORTS.zh);
-Object.assign(I18N.en, PAGES.en, LIVE.en, ADMIN.en, REPORTS.en);
+Object.assign(I18N.zh, PAGES.zh, LIVE.zh, ADMIN.zh, REPORTS.zh, SCHEDULES.zh);
+Object.assign(I18N.en, PAGES.en, LIVE.en, ADMIN.en, REPORTS.en, SCHEDULES.en);
 
 export function t(key, ...args) {
   const dict = I18N[state.lang] || I18N.zh;

@@ -69,6 +69,7 @@ const ASSETS: &[Asset] = &[
     Asset { name: "mic.js", content_type: JS, body: include_str!("mic.js") },
     Asset { name: "mic-worklet.js", content_type: JS, body: include_str!("mic-worklet.js") },
     Asset { name: "i18n-admin.js", content_type: JS, body: include_str!("i18n-admin.js") },
+    Asset { name: "i18n-schedules.js", content_type: JS, body: include_str!("i18n-schedules.js") },
     Asset { name: "accounts.js", content_type: JS, body: include_str!("accounts.js") },
     Asset { name: "tokens.js", content_type: JS, body: include_str!("tokens.js") },
     Asset { name: "audit.js", content_type: JS, body: include_str!("audit.js") },
@@ -175,7 +176,9 @@ mod tests {
 
     #[test]
     fn every_page_string_is_in_both_languages() {
-        for file in ["i18n.js", "i18n-pages.js", "i18n-live.js", "i18n-admin.js", "i18n-reports.js"] {
+        for file in
+            ["i18n.js", "i18n-pages.js", "i18n-live.js", "i18n-admin.js", "i18n-reports.js", "i18n-schedules.js"]
+        {
             let source = ASSETS.iter().find(|a| a.name == file).expect("embedded").body;
             let (zh, en) = (dictionary_keys(source, "zh"), dictionary_keys(source, "en"));
             assert!(zh.len() > 1, "{file}: {zh:?}");

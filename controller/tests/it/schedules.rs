@@ -136,29 +136,63 @@ async fn bad_schedules_are_refused_with_a_reason() {
         b[key] = value;
         b
     };
-    let cases: Vec<(&str, Value, &str)> = vec![
-        ("invalid cron", with("recurrence", json!({"cron": "0 0 25 * * *"})), "invalid cron expression"),
-        ("five-field cron", with("recurrence", json!({"cron": "0 7 * * *"})), "starts with seconds"),
-        ("no targets", with("targets", json!({})), "at least one target"),
+    let cases: Vec<(&str, Value, &str, &str)> = vec![
+        (
+            "invalid cron",
+            with("recurrence", json!({"cron": "0 0 25 * * *"})),
+            "invalid cron expression",
+            "invalid_cron",
+        ),
+        (
+            "five-field cron",
+            with("recurrence", json!({"cron": "0 7 * * *"})),
+            "starts with seconds",
+            "cron_five_fields",
+        ),
+        ("no targets", with("targets", json!({})), "at least one target", "no_targets"),
         (
             "window reversed",
             with("valid_from", json!("2025-07-01")).tap(|b| b["valid_until"] = json!("2025-06-01")),
             "ends (2025-06-01) before it starts (2025-07-01)",
+            "validity_reversed",
         ),
-        ("missing township", with("targets", json!({"townships": [9999]})), "township 9999 does not exist"),
-        ("village that is a township", with("targets", json!({"villages": [s.township]})), "not a village"),
-        ("unknown tag", with("targets", json!({"tags": ["港口"]})), "carried by no village"),
-        ("missing item", with("playlist", json!([{"item_id": 777}])), "library item 777 does not exist"),
-        ("empty playlist", with("playlist", json!([])), "playlist is empty"),
-        ("loud", with("volume", json!(150)), "volume 150"),
-        ("unknown zone", with("timezone", json!("Mars/Olympus")), "unknown time zone"),
+        (
+            "missing township",
+            with("targets", json!({"townships": [9999]})),
+            "township 9999 does not exist",
+            "unknown_township",
+        ),
+        (
+            "village that is a township",
+            with("targets", json!({"villages": [s.township]})),
+            "not a village",
+            "not_a_village",
+        ),
+        ("unknown tag", with("targets", json!({"tags": ["港口"]})), "carried by no village", "unknown_tag"),
+        (
+            "missing item",
+            with("playlist", json!([{"item_id": 777}])),
+            "library item 777 does not exist",
+            "unknown_item",
+        ),
+        ("empty playlist", with("playlist", json!([])), "playlist is empty", "empty_playlist"),
+        ("loud", with("volume", json!(150)), "volume 150", "volume_out_of_range"),
+        ("unknown zone", with("timezone", json!("Mars/Olympus")), "unknown time zone", "unknown_time_zone"),
     ];
-    for (what, body, expected) in cases {
+    for (what, body, expected, reason) in cases {
         let (status, answer) = post(&h, body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {answer}");
         let message = error_message(&answer, "invalid_schedule");
         assert!(message.contains(expected), "{what}: {message}");
+        // The reason and its values, for the console to word the refusal.
+        assert_eq!(answer["reason"], reason, "{what}: {answer}");
+        assert!(answer["params"].is_object(), "{what}: {answer}");
     }
+    let (_, answer) = post(&h, with("targets", json!({"townships": [9999]}))).await;
+    assert_eq!(answer["params"], json!({"id": "9999"}), "{answer}");
+    let (_, answer) =
+        post(&h, with("valid_from", json!("2025-07-01")).tap(|b| b["valid_until"] = json!("2025-06-01"))).await;
+    assert_eq!(answer["params"], json!({"from": "2025-07-01", "until": "2025-06-01"}), "{answer}");
     let (status, answer) = post(&h, with("colour", json!("red"))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert!(error_message(&answer, "invalid_json").contains("colour"), "{answer}");

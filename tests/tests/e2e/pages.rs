@@ -213,33 +213,61 @@ async fn operator_uploads_audio_and_writes_a_schedule_through_the_pages() {
          t.dispatchEvent(new Event('input', {bubbles: true}))",
     )
     .await;
-    // Without targets the server refuses, and its message is shown by the form.
+    // Without targets the server refuses; the form says why in the
+    // operator's words, by the refusal's reason.
     let message = browser
         .wait_until(
-            "the server's 422 message next to the form",
+            "the server's 422 next to the form",
             "const e = document.querySelector('[data-form-error]'); \
              const p = document.querySelector('[data-preview]'); \
              return !e.hidden && p.dataset.state === 'error' \
-               && e.textContent.includes('at least one target') ? e.textContent : null;",
+               && e.textContent.includes('请至少选一个播出范围') ? e.textContent : null;",
             WAIT,
         )
         .await
         .expect("422 shown");
-    assert!(message.as_str().expect("text").contains("at least one target"), "{message}");
+    assert!(!message.as_str().expect("text").contains("target"), "no English: {message}");
     run(&browser, "document.querySelector('[data-save]').click()").await;
     browser
         .wait_until(
-            "the save refused with the message",
+            "the save refused with the reason",
             "const e = document.querySelector('[data-form-error]'); \
-             return !e.hidden && e.textContent.startsWith('保存失败') && e.textContent.includes('at least one target');",
+             return !e.hidden && e.textContent.startsWith('保存失败') && e.textContent.includes('请至少选一个播出范围');",
             WAIT,
         )
         .await
         .expect("save refused");
-
     // Township 1 from the tree: the preview shows 10 plays and the conflict.
     let township = township_id(&c, "第1乡").await;
     run(&browser, &format!("document.querySelector('[data-target-township=\"{township}\"]').click()")).await;
+    // A cron line written for crontab (five fields) is refused with the
+    // fix, in words, while the operator types.
+    run(
+        &browser,
+        "const k = document.querySelector('[data-rec-kind]'); k.value = 'cron'; \
+         k.dispatchEvent(new Event('change', {bubbles: true})); \
+         const c = document.querySelector('[data-rec-cron]'); c.value = '0 8 * * *'; \
+         c.dispatchEvent(new Event('input', {bubbles: true}))",
+    )
+    .await;
+    browser
+        .wait_until(
+            "the five-field cron refused in words",
+            "const e = document.querySelector('[data-form-error]'); \
+             return !e.hidden && e.textContent.includes('只有 5 段') && e.textContent.includes('0 8 * * *');",
+            WAIT,
+        )
+        .await
+        .expect("cron refusal in words");
+    run(
+        &browser,
+        "const k = document.querySelector('[data-rec-kind]'); k.value = 'daily'; \
+         k.dispatchEvent(new Event('change', {bubbles: true})); \
+         const t = document.querySelector('[data-rec-time]'); t.value = '08:00:00'; \
+         t.dispatchEvent(new Event('input', {bubbles: true}))",
+    )
+    .await;
+
     browser
         .wait_until(
             "a valid preview with 10 occurrences and the conflict",

@@ -6,13 +6,13 @@
 //! item "plays" in a blink and nothing can interrupt it; and the `file`
 //! plugin over `pulse` fails cpal's `snd_pcm_avail_delay` with EIO.
 //!
-//! A recording is a timeline while the sink runs: the monitor delivers
-//! silence while an open stream plays nothing, so sample `i` was rendered
-//! `i / 48 000` s after the first. A null sink with no running stream
-//! (before an agent opens its output, or while a stream recovers from an
-//! xrun) renders nothing, and the recording skips that time: about two
-//! seconds between an agent's start and its first item were seen, on an
-//! idle machine. [`Recorder::shortfall_secs`] measures it.
+//! A recording is a timeline: the monitor delivers silence while nothing
+//! plays (measured: a null sink with no stream at all renders a steady
+//! second per second), so sample `i` was rendered `i / 48 000` s after the
+//! first. parec's first samples come about two seconds after it starts,
+//! so a recording covers that much less than the wall time since; a
+//! starved machine could lose more. [`Recorder::shortfall_secs`] measures
+//! it, and a test can check that it did not grow while it listened.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -294,10 +294,10 @@ async fn an_emergency_preempts_a_scheduled_item_which_resumes_where_it_stopped()
     })
     .await
     .expect("the item plays");
-    // The capture is a timeline only while parec keeps up: PulseAudio's
-    // null sink has been seen to lose seconds of its monitor (here, about
-    // two before the item, on an idle machine). What it lost from now on
-    // is measured, so a short capture is not blamed on the agent.
+    // The capture is a timeline only while parec keeps up: it starts about
+    // two seconds late (measured), and a starved machine could lose more.
+    // What it lost from now on is measured, so a short capture is not
+    // blamed on the agent.
     let shortfall_before = v.capture.shortfall_secs(v.capture.samples().len());
 
     // The emergency.

@@ -762,21 +762,28 @@ impl Live {
     }
 }
 
+/// A refused start (400 `bad_request`), with its reason and the values it
+/// names, for the console to word.
+fn refused(reason: &'static str, params: Vec<(&'static str, String)>, message: String) -> ApiError {
+    ApiError::Explained { status: StatusCode::BAD_REQUEST, code: "bad_request", message, reason, params }
+}
+
 fn check_request(st: &AppState, req: &StartRequest) -> Result<(), ApiError> {
     let chars = req.title.trim().chars().count();
     if chars == 0 {
-        return Err(ApiError::BadRequest("a live session needs a title".into()));
+        return Err(refused("no_title", vec![], "a live session needs a title".into()));
     }
     if chars > MAX_TITLE_CHARS {
-        return Err(ApiError::BadRequest(format!("the title is longer than {MAX_TITLE_CHARS} characters")));
+        let message = format!("the title is longer than {MAX_TITLE_CHARS} characters");
+        return Err(refused("title_too_long", vec![("max", MAX_TITLE_CHARS.to_string())], message));
     }
     if req.volume > 100 {
-        return Err(ApiError::BadRequest(format!("volume {} is out of range 0–100", req.volume)));
+        let message = format!("volume {} is out of range 0–100", req.volume);
+        return Err(refused("volume_out_of_range", vec![("volume", req.volume.to_string())], message));
     }
     if req.targets.is_empty() {
-        return Err(ApiError::BadRequest(
-            "a live session needs targets: the county, townships, villages or tags".into(),
-        ));
+        let message = "a live session needs targets: the county, townships, villages or tags".into();
+        return Err(refused("no_targets", vec![], message));
     }
     if let Some(ms) = req.max_duration_ms
         && !(1_000..=MAX_DURATION_MS).contains(&ms)
@@ -797,16 +804,16 @@ fn check_request(st: &AppState, req: &StartRequest) -> Result<(), ApiError> {
 /// The villages `targets` reach, sorted; an unknown target is a 400.
 fn resolve_targets(regions: &[Region], targets: &dalaba_schedules::Targets) -> Result<Vec<i64>, ApiError> {
     let timetable = crate::schedules::Timetable { regions: regions.to_vec(), ..Default::default() };
-    timetable.check_targets(targets).map_err(|r| ApiError::BadRequest(r.message))?;
+    timetable.check_targets(targets).map_err(|r| refused(r.reason, r.params, r.message))?;
     let mut villages: Vec<i64> = timetable.villages().iter().filter(|v| targets.includes(v)).map(|v| v.id).collect();
     villages.sort_unstable();
     if villages.is_empty() {
         let levels = regions.iter().any(|r| r.level == Level::Village);
-        return Err(ApiError::BadRequest(if levels {
-            "the targets reach no village".into()
+        return Err(if levels {
+            refused("reach_no_village", vec![], "the targets reach no village".into())
         } else {
-            "the directory has no villages yet".into()
-        }));
+            refused("no_villages_yet", vec![], "the directory has no villages yet".into())
+        });
     }
     Ok(villages)
 }
@@ -837,13 +844,29 @@ fn conflicts(
             } else {
                 "a paging session cannot interrupt an emergency; wait until it ends"
             };
-            return Err(ApiError::Conflict(format!(
+            let message = format!(
                 "{name}{others} is on the air with {} session {} \"{}\", started by {}; {advice}",
                 s.priority.as_str(),
                 s.report.session_id,
                 s.report.title,
                 s.report.started_by,
-            )));
+            );
+            let params = vec![
+                ("village", name.to_owned()),
+                ("others", (held.len() - 1).to_string()),
+                ("priority", s.priority.as_str().to_owned()),
+                ("session_id", s.report.session_id.clone()),
+                ("title", s.report.title.clone()),
+                ("started_by", s.report.started_by.clone()),
+            ];
+            let reason = if s.priority == priority { "held_by_equal" } else { "held_by_emergency" };
+            return Err(ApiError::Explained {
+                status: StatusCode::CONFLICT,
+                code: "conflict",
+                message,
+                reason,
+                params,
+            });
         }
         takeovers.push(s.report.session_id.clone());
     }

@@ -102,6 +102,21 @@ export function apiMessage(res) {
   return inWords(res.data) || `HTTP ${res.status}`;
 }
 
+// A refusal that names its reason (`reason` and `params` in the error
+// body) in the operator's words: the first of `prefixes` + reason that the
+// dictionary has, given the params; '' when none has it.
+export function explained(res, prefixes) {
+  const d = res && res.data && typeof res.data === 'object' ? res.data : null;
+  if (!d || typeof d.reason !== 'string') return '';
+  const params = d.params && typeof d.params === 'object' ? d.params : {};
+  for (const prefix of prefixes) {
+    const key = `${prefix}${d.reason}`;
+    const text = t(key, params);
+    if (text !== key) return text;
+  }
+  return '';
+}
+
 // An error body's message in the operator's words where every page may
 // meet it (a township account reaching outside its township); anything
 // else as the server wrote it.

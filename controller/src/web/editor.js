@@ -3,7 +3,7 @@
 // occurrences, villages reached, conflicts) asked of the server while the
 // operator types, before anything is saved; save and delete with the
 // server's refusal shown beside the form.
-import { apiMessage, getJSON, loadErrorText, sendJSON } from './api.js';
+import { apiMessage, explained, getJSON, loadErrorText, sendJSON } from './api.js';
 import { absTime } from './format.js';
 import { t } from './i18n.js';
 import { categoryLabel, loadLibrary } from './library.js';
@@ -19,13 +19,7 @@ export const PRIORITIES = ['background', 'scheduled', 'paging', 'emergency'];
 // its values; anything else (a network fault, a refusal of the caller's
 // area) as apiMessage words it.
 function scheduleError(res) {
-  const d = res.data && typeof res.data === 'object' ? res.data : null;
-  if (d && d.error === 'invalid_schedule' && typeof d.reason === 'string') {
-    const key = `schErr_${d.reason}`;
-    const text = t(key, d.params && typeof d.params === 'object' ? d.params : {});
-    if (text !== key) return text;
-  }
-  return apiMessage(res);
+  return explained(res, ['schErr_']) || apiMessage(res);
 }
 
 export function mountEditor(root, id) {

@@ -9,7 +9,7 @@
 // its stop button, or its report). The server's refusals (409: a village,
 // or the host input, is held by another session; 422: no agent to play it,
 // or no host input configured) are shown with its message.
-import { apiMessage, getJSON, loadErrorText, sendJSON } from './api.js';
+import { apiMessage, explained, getJSON, loadErrorText, sendJSON } from './api.js';
 import { absTime } from './format.js';
 import { t } from './i18n.js';
 import { loadLibrary } from './library.js';
@@ -221,7 +221,10 @@ export function mountLive(root, sessionId) {
       if (res.status !== 201 || !res.data) {
         if (mic) mic.close();
         f.error.dataset.status = String(res.status);
-        showError(f.error, `${refusalLead(res, src)} ${apiMessage(res)}`);
+        // A refusal with a reason in words (the targets, the title, the
+        // villages held by another session); the rest led by what it means.
+        const words = explained(res, ['lvErr_', 'schErr_']);
+        showError(f.error, words ? t('lvErrStart', words) : `${refusalLead(res, src)} ${apiMessage(res)}`);
         return;
       }
       const info = res.data;

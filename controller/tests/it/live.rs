@@ -96,15 +96,16 @@ async fn targets_resolve_to_villages_and_their_agents_online_or_not() {
     agents.sort();
     assert_eq!(info["agents"], json!(agents));
 
-    for (targets, expected) in [
-        (json!({}), "needs targets"),
-        (json!({"villages": [999]}), "target village 999 does not exist"),
-        (json!({"villages": [s.township]}), "is a township, not a village"),
-        (json!({"tags": ["nowhere"]}), "carried by no village"),
+    for (targets, expected, reason) in [
+        (json!({}), "needs targets", "no_targets"),
+        (json!({"villages": [999]}), "target village 999 does not exist", "unknown_village"),
+        (json!({"villages": [s.township]}), "is a township, not a village", "not_a_village"),
+        (json!({"tags": ["nowhere"]}), "carried by no village", "unknown_tag"),
     ] {
         let (status, body) = call(&h.app, Method::POST, "/api/v1/live", microphone("x", "paging", targets)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert!(error_message(&body, "bad_request").contains(expected), "{body}");
+        assert_eq!(body["reason"], reason, "{body}");
     }
 }
 
@@ -131,6 +132,14 @@ async fn equal_priority_is_refused_naming_the_holder() {
     for needle in ["王家沟村", id, "午间寻人", "started by admin 测试 (admin)", "paging"] {
         assert!(message.contains(needle), "{needle} missing from {message}");
     }
+    // The same, by name, for the console to word.
+    assert_eq!(body["reason"], "held_by_equal", "{body}");
+    assert_eq!(
+        body["params"],
+        json!({"village": "王家沟村", "others": "0", "priority": "paging", "session_id": id, "title": "午间寻人",
+               "started_by": "admin 测试 (admin)"}),
+        "{body}"
+    );
     // The other village is free.
     start(&h, microphone("y", "paging", json!({"villages": [s.villages[1]]}))).await;
     // A paging session never interrupts an emergency.
@@ -141,6 +150,7 @@ async fn equal_priority_is_refused_naming_the_holder() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let message = error_message(&body, "conflict");
     assert!(message.contains(e["session_id"].as_str().expect("id")) && message.contains("emergency"), "{message}");
+    assert_eq!(body["reason"], "held_by_emergency", "{body}");
     let (status, body) =
         call(&h.app, Method::POST, "/api/v1/live", microphone("z", "emergency", json!({"county": true}))).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");

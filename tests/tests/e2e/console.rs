@@ -342,7 +342,13 @@ async fn the_console_shows_refusals_stops_a_session_from_its_page_and_speaks_tex
         .await
         .expect("409 shown");
     let message = message.as_str().expect("text");
-    assert!(message.contains("无法开始") && message.contains(&first), "{message}");
+    // In words: the village, what holds it and what to do.
+    assert!(
+        message.starts_with("无法开始")
+            && message.contains("正在播出喊话“村委会通知”")
+            && message.contains("请先停止它"),
+        "{message}"
+    );
     assert_eq!(
         browser.eval("return !!document.querySelector('[data-live-session]');").await.expect("eval"),
         json!(false),

@@ -289,13 +289,15 @@ impl Live {
             .collect();
         targeted.sort();
         if targeted.is_empty() {
-            return Err(ApiError::Coded {
+            return Err(ApiError::Explained {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 code: "no_agents",
                 message: format!(
                     "the targets reach {} village(s), but none has an enrolled agent to play it",
                     villages.len()
                 ),
+                reason: "no_agents",
+                params: vec![("villages", villages.len().to_string())],
             });
         }
         let (session_id, stream_id) = self.new_ids(st.clock.now_ms());

@@ -117,6 +117,7 @@ async fn a_village_without_agents_cannot_start_a_session() {
         call(&h.app, Method::POST, "/api/v1/live", microphone("x", "paging", json!({"county": true}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(error_message(&body, "no_agents").contains("2 village(s)"), "{body}");
+    assert_eq!((&body["reason"], &body["params"]), (&json!("no_agents"), &json!({"villages": "2"})), "{body}");
     let _ = s;
 }
 

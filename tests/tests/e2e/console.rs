@@ -368,7 +368,7 @@ async fn the_console_shows_refusals_stops_a_session_from_its_page_and_speaks_tex
         .await
         .expect("422 shown");
     let message = message.as_str().expect("text");
-    assert!(message.contains("无法开始") && message.contains("enrolled agent"), "{message}");
+    assert!(message.starts_with("无法开始") && message.contains("都还没有登记终端"), "{message}");
     // In English too.
     browser.click("#lang-toggle").await.expect("language");
     let labels = browser

@@ -23,7 +23,8 @@ use super::{ApiError, AppState};
 use crate::library::pipeline::{self, AddError, Describe, Received};
 use crate::library::tts::{self, TtsError};
 use crate::library::{
-    Category, ItemSource, LibraryItem, LibraryItemPatch, NewCategory, check_description, check_title, human_size,
+    Category, ItemSource, LibraryItem, LibraryItemPatch, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NewCategory,
+    check_description, check_title, human_size,
 };
 
 /// `GET /library?category=` filter.
@@ -164,7 +165,9 @@ pub async fn upload(
     let title = match (query.title, &filename) {
         (Some(title), _) => title,
         (None, Some(name)) => name.rsplit_once('.').map_or(name.as_str(), |(stem, _)| stem).to_owned(),
-        (None, None) => return Err(ApiError::BadRequest("title is required (or a filename to take it from)".into())),
+        (None, None) => {
+            return Err(described("no_title", vec![], "title is required (or a filename to take it from)".into()));
+        }
     };
     let describe = describe(&st, title, query.description, query.category, ItemSource::Upload).await?;
     let limit = st.library.settings.max_upload_bytes;
@@ -202,6 +205,12 @@ async fn item(st: &AppState, id: i64) -> Result<LibraryItem, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("library item {id} does not exist")))
 }
 
+/// A refused title, description or category (400 `bad_request`), with
+/// its reason for the page to word.
+fn described(reason: &'static str, params: Vec<(&'static str, String)>, message: String) -> ApiError {
+    ApiError::Explained { status: StatusCode::BAD_REQUEST, code: "bad_request", message, reason, params }
+}
+
 /// Checks the description fields before any bytes are read.
 async fn describe(
     st: &AppState,
@@ -210,15 +219,22 @@ async fn describe(
     category: String,
     source: ItemSource,
 ) -> Result<Describe, ApiError> {
-    check_title(&title).map_err(ApiError::BadRequest)?;
-    check_description(&description).map_err(ApiError::BadRequest)?;
+    check_title(&title).map_err(|message| {
+        let (reason, params) = if title.trim().is_empty() {
+            ("no_title", vec![])
+        } else {
+            ("title_too_long", vec![("max", MAX_TITLE_CHARS.to_string())])
+        };
+        described(reason, params, message)
+    })?;
+    check_description(&description).map_err(|message| {
+        described("description_too_long", vec![("max", MAX_DESCRIPTION_CHARS.to_string())], message)
+    })?;
     let categories = st.db(|s| s.library_categories()).await?;
     if !categories.iter().any(|c| c.key == category) {
         let known: Vec<&str> = categories.iter().map(|c| c.key.as_str()).collect();
-        return Err(ApiError::BadRequest(format!(
-            "category {category:?} does not exist; use one of {}",
-            known.join(", ")
-        )));
+        let message = format!("category {category:?} does not exist; use one of {}", known.join(", "));
+        return Err(described("unknown_category", vec![("category", category)], message));
     }
     Ok(Describe { title: title.trim().to_owned(), description, category, source, now_ms: st.clock.now_ms() })
 }

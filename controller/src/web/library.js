@@ -2,7 +2,7 @@
 // player, uploading a file (with its progress), typing a notice for text
 // to speech, editing and deleting an item. Every refusal of the server is
 // shown with its message.
-import { API, apiMessage, getJSON, loadErrorText, sendJSON } from './api.js';
+import { API, apiMessage, explained, getJSON, loadErrorText, sendJSON } from './api.js';
 import { absTime, formatBytes } from './format.js';
 import { t } from './i18n.js';
 import { session } from './session.js';
@@ -356,6 +356,9 @@ const LIBRARY_ERRORS = {
 };
 
 export function libraryError(res) {
+  // A refused title, description or category, by its reason.
+  const words = explained(res, ['libErr_']);
+  if (words) return words;
   const code = res.data && typeof res.data === 'object' ? res.data.error : null;
   const key = Object.hasOwn(LIBRARY_ERRORS, code) ? LIBRARY_ERRORS[code] : null;
   const detail = apiMessage(res);

@@ -197,10 +197,20 @@ async fn descriptions_are_checked_before_the_upload_is_read() {
         call(&h.app, Method::POST, &upload_path("tone.mp3", "sports"), raw("audio/mpeg", fixture("tone.mp3"))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(error_message(&body, "bad_request").contains("category \"sports\" does not exist"));
+    assert_eq!((&body["reason"], &body["params"]), (&json!("unknown_category"), &json!({"category": "sports"})));
     let path = "/api/v1/library?category=legal";
     let (status, body) = call(&h.app, Method::POST, path, raw("audio/mpeg", fixture("tone.mp3"))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(error_message(&body, "bad_request").contains("title is required"));
+    assert_eq!(body["reason"], "no_title", "{body}");
+    // Too long, by reason and limit, for the page to word.
+    let long = format!("/api/v1/library?category=legal&title={}", "长".repeat(201));
+    let (status, body) = call(&h.app, Method::POST, &long, raw("audio/mpeg", fixture("tone.mp3"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!((&body["reason"], &body["params"]), (&json!("title_too_long"), &json!({"max": "200"})), "{body}");
+    let blank = "/api/v1/library?category=legal&title=%20%20";
+    let (_, body) = call(&h.app, Method::POST, blank, raw("audio/mpeg", fixture("tone.mp3"))).await;
+    assert_eq!(body["reason"], "no_title", "{body}");
     assert_nothing_left(&h, 0);
 }
 

@@ -518,6 +518,13 @@ mod tests {
         }
     }
 
+    /// A store with the demo county and agent `ag-1` in its first village.
+    fn store_with_agent() -> crate::store::sqlite::SqliteStore {
+        let store = crate::store::sqlite::SqliteStore::open_in_memory().expect("store");
+        crate::store::testing::demo_with_agent(&store);
+        store
+    }
+
     #[test]
     fn play_events_make_runs_of_unconfirmed_items() {
         let alarms = Alarms::new(AlarmSettings::default(), 0);
@@ -532,9 +539,7 @@ mod tests {
 
     #[test]
     fn a_restart_recalls_the_run_from_the_stored_play_events() {
-        use crate::store::sqlite::SqliteStore;
-        let store = SqliteStore::open_in_memory().expect("store");
-        crate::store::testing::demo_with_agent(&store);
+        let store = store_with_agent();
         let day = 24 * 3600 * 1000;
         let now = 30 * day;
         // Three unconfirmed items, the first more than a week ago (not read).
@@ -596,9 +601,7 @@ mod tests {
 
     #[test]
     fn a_restart_recalls_emergency_refusals_from_the_stored_sessions() {
-        use crate::store::sqlite::SqliteStore;
-        let store = SqliteStore::open_in_memory().expect("store");
-        crate::store::testing::demo_with_agent(&store);
+        let store = store_with_agent();
         let day = 24 * 3600 * 1000;
         let now = 30 * day;
         let ended = || AgentState::Ended { reason: "stopped".into() };
@@ -635,9 +638,7 @@ mod tests {
 
     #[test]
     fn a_restart_recalls_when_syncs_started_failing() {
-        use crate::store::sqlite::SqliteStore;
-        let store = SqliteStore::open_in_memory().expect("store");
-        crate::store::testing::demo_with_agent(&store);
+        let store = store_with_agent();
         store.set_sync_failing("ag-1", Some((1_000, "no route"))).expect("noted");
         store.set_sync_failing("ag-gone", Some((2_000, "no route"))).expect("noted");
         let alarms = Alarms::new(AlarmSettings::default(), 50_000);

@@ -94,6 +94,23 @@ struct DetailedBody<'a> {
 }
 
 impl ApiError {
+    /// A refusal that names its reason and the values it names, beside its
+    /// English message (see [`ApiError::Explained`]).
+    pub fn explained(
+        status: StatusCode,
+        code: &'static str,
+        reason: &'static str,
+        params: Vec<(&'static str, String)>,
+        message: String,
+    ) -> ApiError {
+        ApiError::Explained { status, code, message, reason, params }
+    }
+
+    /// A bad request (400 `bad_request`) that names its reason.
+    pub fn refused(reason: &'static str, params: Vec<(&'static str, String)>, message: String) -> ApiError {
+        ApiError::explained(StatusCode::BAD_REQUEST, "bad_request", reason, params, message)
+    }
+
     /// The HTTP status it answers with.
     pub fn status(&self) -> StatusCode {
         match self {

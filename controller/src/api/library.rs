@@ -166,7 +166,11 @@ pub async fn upload(
         (Some(title), _) => title,
         (None, Some(name)) => name.rsplit_once('.').map_or(name.as_str(), |(stem, _)| stem).to_owned(),
         (None, None) => {
-            return Err(described("no_title", vec![], "title is required (or a filename to take it from)".into()));
+            return Err(ApiError::refused(
+                "no_title",
+                vec![],
+                "title is required (or a filename to take it from)".into(),
+            ));
         }
     };
     let describe = describe(&st, title, query.description, query.category, ItemSource::Upload).await?;
@@ -205,12 +209,6 @@ async fn item(st: &AppState, id: i64) -> Result<LibraryItem, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("library item {id} does not exist")))
 }
 
-/// A refused title, description or category (400 `bad_request`), with
-/// its reason for the page to word.
-fn described(reason: &'static str, params: Vec<(&'static str, String)>, message: String) -> ApiError {
-    ApiError::Explained { status: StatusCode::BAD_REQUEST, code: "bad_request", message, reason, params }
-}
-
 /// Checks the description fields before any bytes are read.
 async fn describe(
     st: &AppState,
@@ -225,16 +223,16 @@ async fn describe(
         } else {
             ("title_too_long", vec![("max", MAX_TITLE_CHARS.to_string())])
         };
-        described(reason, params, message)
+        ApiError::refused(reason, params, message)
     })?;
     check_description(&description).map_err(|message| {
-        described("description_too_long", vec![("max", MAX_DESCRIPTION_CHARS.to_string())], message)
+        ApiError::refused("description_too_long", vec![("max", MAX_DESCRIPTION_CHARS.to_string())], message)
     })?;
     let categories = st.db(|s| s.library_categories()).await?;
     if !categories.iter().any(|c| c.key == category) {
         let known: Vec<&str> = categories.iter().map(|c| c.key.as_str()).collect();
         let message = format!("category {category:?} does not exist; use one of {}", known.join(", "));
-        return Err(described("unknown_category", vec![("category", category)], message));
+        return Err(ApiError::refused("unknown_category", vec![("category", category)], message));
     }
     Ok(Describe { title: title.trim().to_owned(), description, category, source, now_ms: st.clock.now_ms() })
 }

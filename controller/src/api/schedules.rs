@@ -38,8 +38,7 @@ fn unprocessable(message: String) -> ApiError {
 /// A refused schedule: 422 `invalid_schedule`, with the refusal's reason
 /// and values for the console to word.
 fn refused(r: Refusal) -> ApiError {
-    let Refusal { reason, params, message } = r;
-    ApiError::Explained { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid_schedule", message, reason, params }
+    ApiError::explained(StatusCode::UNPROCESSABLE_ENTITY, "invalid_schedule", r.reason, r.params, r.message)
 }
 
 async fn timetable(st: &AppState) -> Result<Timetable, ApiError> {

@@ -289,16 +289,16 @@ impl Live {
             .collect();
         targeted.sort();
         if targeted.is_empty() {
-            return Err(ApiError::Explained {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "no_agents",
-                message: format!(
-                    "the targets reach {} village(s), but none has an enrolled agent to play it",
-                    villages.len()
-                ),
-                reason: "no_agents",
-                params: vec![("villages", villages.len().to_string())],
-            });
+            let message =
+                format!("the targets reach {} village(s), but none has an enrolled agent to play it", villages.len());
+            let params = vec![("villages", villages.len().to_string())];
+            return Err(ApiError::explained(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no_agents",
+                "no_agents",
+                params,
+                message,
+            ));
         }
         let (session_id, stream_id) = self.new_ids(st.clock.now_ms());
         let holder = format!("live session {session_id} \"{}\", started by {}", req.title.trim(), req.started_by);
@@ -764,28 +764,22 @@ impl Live {
     }
 }
 
-/// A refused start (400 `bad_request`), with its reason and the values it
-/// names, for the console to word.
-fn refused(reason: &'static str, params: Vec<(&'static str, String)>, message: String) -> ApiError {
-    ApiError::Explained { status: StatusCode::BAD_REQUEST, code: "bad_request", message, reason, params }
-}
-
 fn check_request(st: &AppState, req: &StartRequest) -> Result<(), ApiError> {
     let chars = req.title.trim().chars().count();
     if chars == 0 {
-        return Err(refused("no_title", vec![], "a live session needs a title".into()));
+        return Err(ApiError::refused("no_title", vec![], "a live session needs a title".into()));
     }
     if chars > MAX_TITLE_CHARS {
         let message = format!("the title is longer than {MAX_TITLE_CHARS} characters");
-        return Err(refused("title_too_long", vec![("max", MAX_TITLE_CHARS.to_string())], message));
+        return Err(ApiError::refused("title_too_long", vec![("max", MAX_TITLE_CHARS.to_string())], message));
     }
     if req.volume > 100 {
         let message = format!("volume {} is out of range 0–100", req.volume);
-        return Err(refused("volume_out_of_range", vec![("volume", req.volume.to_string())], message));
+        return Err(ApiError::refused("volume_out_of_range", vec![("volume", req.volume.to_string())], message));
     }
     if req.targets.is_empty() {
         let message = "a live session needs targets: the county, townships, villages or tags".into();
-        return Err(refused("no_targets", vec![], message));
+        return Err(ApiError::refused("no_targets", vec![], message));
     }
     if let Some(ms) = req.max_duration_ms
         && !(1_000..=MAX_DURATION_MS).contains(&ms)
@@ -806,15 +800,15 @@ fn check_request(st: &AppState, req: &StartRequest) -> Result<(), ApiError> {
 /// The villages `targets` reach, sorted; an unknown target is a 400.
 fn resolve_targets(regions: &[Region], targets: &dalaba_schedules::Targets) -> Result<Vec<i64>, ApiError> {
     let timetable = crate::schedules::Timetable { regions: regions.to_vec(), ..Default::default() };
-    timetable.check_targets(targets).map_err(|r| refused(r.reason, r.params, r.message))?;
+    timetable.check_targets(targets).map_err(|r| ApiError::refused(r.reason, r.params, r.message))?;
     let mut villages: Vec<i64> = timetable.villages().iter().filter(|v| targets.includes(v)).map(|v| v.id).collect();
     villages.sort_unstable();
     if villages.is_empty() {
         let levels = regions.iter().any(|r| r.level == Level::Village);
         return Err(if levels {
-            refused("reach_no_village", vec![], "the targets reach no village".into())
+            ApiError::refused("reach_no_village", vec![], "the targets reach no village".into())
         } else {
-            refused("no_villages_yet", vec![], "the directory has no villages yet".into())
+            ApiError::refused("no_villages_yet", vec![], "the directory has no villages yet".into())
         });
     }
     Ok(villages)
@@ -862,13 +856,7 @@ fn conflicts(
                 ("started_by", s.report.started_by.clone()),
             ];
             let reason = if s.priority == priority { "held_by_equal" } else { "held_by_emergency" };
-            return Err(ApiError::Explained {
-                status: StatusCode::CONFLICT,
-                code: "conflict",
-                message,
-                reason,
-                params,
-            });
+            return Err(ApiError::explained(StatusCode::CONFLICT, "conflict", reason, params, message));
         }
         takeovers.push(s.report.session_id.clone());
     }

@@ -62,6 +62,21 @@ async fn run(browser: &Browser, script: &str) {
     browser.eval(&format!("{script}; return true;")).await.expect("script runs");
 }
 
+/// Picks the recurrence `kind` in the editor and types `value` into its
+/// field `input`, as an operator would.
+async fn choose_recurrence(browser: &Browser, kind: &str, input: &str, value: &str) {
+    run(
+        browser,
+        &format!(
+            "const k = document.querySelector('[data-rec-kind]'); k.value = '{kind}'; \
+             k.dispatchEvent(new Event('change', {{bubbles: true}})); \
+             const f = document.querySelector('{input}'); f.value = '{value}'; \
+             f.dispatchEvent(new Event('input', {{bubbles: true}}))"
+        ),
+    )
+    .await;
+}
+
 async fn errors(browser: &Browser) -> Value {
     browser.eval("return window.__errors;").await.expect("eval")
 }
@@ -242,14 +257,7 @@ async fn operator_uploads_audio_and_writes_a_schedule_through_the_pages() {
     run(&browser, &format!("document.querySelector('[data-target-township=\"{township}\"]').click()")).await;
     // A cron line written for crontab (five fields) is refused with the
     // fix, in words, while the operator types.
-    run(
-        &browser,
-        "const k = document.querySelector('[data-rec-kind]'); k.value = 'cron'; \
-         k.dispatchEvent(new Event('change', {bubbles: true})); \
-         const c = document.querySelector('[data-rec-cron]'); c.value = '0 8 * * *'; \
-         c.dispatchEvent(new Event('input', {bubbles: true}))",
-    )
-    .await;
+    choose_recurrence(&browser, "cron", "[data-rec-cron]", "0 8 * * *").await;
     browser
         .wait_until(
             "the five-field cron refused in words",
@@ -259,15 +267,7 @@ async fn operator_uploads_audio_and_writes_a_schedule_through_the_pages() {
         )
         .await
         .expect("cron refusal in words");
-    run(
-        &browser,
-        "const k = document.querySelector('[data-rec-kind]'); k.value = 'daily'; \
-         k.dispatchEvent(new Event('change', {bubbles: true})); \
-         const t = document.querySelector('[data-rec-time]'); t.value = '08:00:00'; \
-         t.dispatchEvent(new Event('input', {bubbles: true}))",
-    )
-    .await;
-
+    choose_recurrence(&browser, "daily", "[data-rec-time]", "08:00:00").await;
     browser
         .wait_until(
             "a valid preview with 10 occurrences and the conflict",
